@@ -1,0 +1,3 @@
+from fastserve.cli import entry_point
+
+entry_point()

@@ -1,0 +1,77 @@
+# Type declarations that make fastserve/protocols/http1.py a typed Cython
+# module when setup.py compiles it as fastserve._speedups.http1 (an
+# "augmenting .pxd": the .py stays runnable Python, this file adds the C types).
+
+cdef class RequestCycle
+
+
+cdef class HTTP1Protocol:
+    cdef public object state
+    cdef public object transport
+    cdef public object parser
+    cdef public dict scope_template
+    cdef public str client_label
+    cdef public RequestCycle cycle
+    cdef public RequestCycle parsing
+    cdef public object pipeline
+    cdef public bint closed
+    cdef public bint read_paused
+    cdef public bint write_paused
+    cdef public object drain_waiter
+    cdef public Py_ssize_t buffered
+    cdef public double deadline
+    cdef public int pending_error
+    cdef public bint in_head
+    cdef public Py_ssize_t head_bytes
+    cdef public bytes url
+    cdef public list headers
+    cdef public int content_length_count
+    cdef public int host_count
+    cdef public object transfer_encoding
+    cdef public bint connection_close
+    cdef public bint connection_keep_alive
+    cdef public bint expect_continue
+    cdef public bint upgrade
+
+    cpdef reset_request_head(self)
+    cpdef pause_reading(self)
+    cpdef maybe_resume_reading(self)
+    cpdef start_cycle(self, RequestCycle cycle)
+    cpdef cycle_done(self, RequestCycle cycle)
+    cpdef on_parse_error(self, exc)
+    cpdef check_deadline(self, double now)
+    cpdef shutdown(self)
+    cpdef close(self)
+    cpdef send_error(self, int status)
+
+
+cdef class RequestCycle:
+    cdef public HTTP1Protocol conn
+    cdef public dict scope
+    cdef public bint http11
+    cdef public bint keep_alive
+    cdef public bint expect_continue
+    cdef public bint is_head
+    cdef public list body
+    cdef public Py_ssize_t body_size
+    cdef public bint body_complete
+    cdef public bint body_delivered
+    cdef public int body_error
+    cdef public object waiter
+    cdef public bint started
+    cdef public bint head_sent
+    cdef public bint complete
+    cdef public int status
+    cdef public list response_headers
+    cdef public bint chunked
+    cdef public bint no_body
+    cdef public Py_ssize_t content_length
+    cdef public Py_ssize_t bytes_sent
+
+    cpdef wake(self)
+    cpdef abort(self, int status)
+    cpdef dict take_body(self)
+    cpdef write_body(self, bytes body, bint more_body)
+    cpdef bytes encode_head(self, bytes body, bint more_body)
+    cpdef finish(self)
+    cpdef log_access(self)

@@ -1,0 +1,180 @@
+"""``fastserve APP``: argv and the environment turned into a Config.
+
+Flags keep uvicorn's names and meanings. Each flag also reads
+``FASTSERVE_<FLAG>`` and then ``UVICORN_<FLAG>`` from the environment (plus
+uvicorn's ``WEB_CONCURRENCY`` and ``FORWARDED_ALLOW_IPS``); the command line wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from fastserve import __version__
+from fastserve.config import HTTP_CHOICES, INTERFACE_CHOICES, LIFESPAN_CHOICES, LOOP_CHOICES, WS_CHOICES
+from fastserve.logging import LOG_LEVELS
+from fastserve.main import serve_app
+
+ENV_PREFIXES = ("FASTSERVE_", "UVICORN_")
+EXTRA_ENV = {"workers": "WEB_CONCURRENCY", "forwarded_allow_ips": "FORWARDED_ALLOW_IPS"}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="fastserve", description="A fast ASGI server.", allow_abbrev=False)
+    add = parser.add_argument
+    switch = argparse.BooleanOptionalAction
+    add("app", nargs="?", help="the application, as <module>:<attribute>")
+    add("--version", action="store_true", help="print the version and what is in use, then exit")
+    add("--host", default="127.0.0.1", help="bind to this address (default 127.0.0.1)")
+    add("--port", type=int, default=8000, help="bind to this port; 0 picks a free one (default 8000)")
+    add("--uds", help="bind to this Unix domain socket")
+    add("--fd", type=int, help="serve on this already-open socket file descriptor")
+    add("--reload", action="store_true", help="restart when files change (not yet supported)")
+    add("--reload-dir", dest="reload_dirs", action="append", help="directory to watch (with --reload)")
+    add("--reload-include", dest="reload_includes", action="append", help="glob to watch (with --reload)")
+    add("--reload-exclude", dest="reload_excludes", action="append", help="glob to ignore (with --reload)")
+    add("--reload-delay", type=float, default=0.25, help="seconds between reload checks")
+    add("--workers", type=int, help="worker processes (not yet supported above 1)")
+    add("--loop", choices=LOOP_CHOICES, default="auto", help="event loop (default: uvloop when installed)")
+    add("--http", choices=HTTP_CHOICES, default="auto", help="HTTP/1.1 parser (default: httptools)")
+    add("--ws", choices=WS_CHOICES, default="auto", help="WebSocket implementation (not yet supported)")
+    add("--ws-max-size", type=int, default=16 * 1024 * 1024, help="largest WebSocket message")
+    add("--ws-max-queue", type=int, default=32, help="WebSocket messages queued for the app")
+    add("--ws-ping-interval", type=float, default=20.0, help="seconds between WebSocket pings")
+    add("--ws-ping-timeout", type=float, default=20.0, help="seconds to wait for a WebSocket pong")
+    add("--ws-per-message-deflate", type=_bool, default=True, help="WebSocket per-message deflate")
+    add("--lifespan", choices=LIFESPAN_CHOICES, default="auto", help="lifespan protocol (default auto)")
+    add("--interface", choices=INTERFACE_CHOICES, default="auto", help="application interface")
+    add("--env-file", help="load environment variables from this .env file")
+    add("--log-config", help="logging configuration file (.json, .yaml or .ini)")
+    add("--log-level", choices=tuple(LOG_LEVELS), help="log level (default info)")
+    add("--access-log", action=switch, default=True, help="log every request (default on)")
+    add("--use-colors", action=switch, default=None, help="colours in log lines (default: on a terminal)")
+    add("--proxy-headers", action=switch, default=False, help="trust X-Forwarded-* (not yet supported)")
+    add("--server-header", action=switch, default=True, help="send 'server: fastserve' (default on)")
+    add("--date-header", action=switch, default=True, help="send a Date header (default on)")
+    add("--forwarded-allow-ips", help="addresses trusted for proxy headers")
+    add("--root-path", default="", help="ASGI root_path, for apps mounted below a prefix")
+    add("--limit-concurrency", type=int, help="answer 503 above this many requests in flight")
+    add("--backlog", type=int, default=2048, help="listen backlog (default 2048)")
+    add("--limit-max-requests", type=int, help="recycle the worker after this many requests (not yet supported)")
+    add("--timeout-keep-alive", type=float, default=5, help="close idle keep-alive connections after this (s)")
+    add("--timeout-graceful-shutdown", type=float, default=30, help="longest wait for requests at shutdown (s)")
+    add("--timeout-worker-healthcheck", type=float, default=5, help="worker health-check timeout (s)")
+    add("--timeout-request-header", type=float, default=30, help="a request head must arrive within this (s)")
+    add("--limit-request-line", type=int, default=8190, help="longest request target, in bytes (414 above)")
+    add("--limit-request-fields", type=int, default=100, help="most request header fields (431 above)")
+    add("--limit-request-field-size", type=int, default=8190, help="largest request header field (431 above)")
+    add("--ssl-keyfile", help="TLS key file (not yet supported)")
+    add("--ssl-certfile", help="TLS certificate file (not yet supported)")
+    add("--ssl-keyfile-password", help="TLS key password")
+    add("--ssl-version", type=int, help="TLS version")
+    add("--ssl-cert-reqs", type=int, help="whether client certificates are required")
+    add("--ssl-ca-certs", help="CA certificates file")
+    add("--ssl-ciphers", help="TLS ciphers")
+    add("--header", dest="headers", action="append", help="default response header 'name:value' (repeatable)")
+    add("--app-dir", default="", help="look for the application in this directory (default: current)")
+    add("--h11-max-incomplete-event-size", type=int, help="largest request head, in bytes")
+    add("--factory", action="store_true", help="the application is a factory to call")
+    return parser
+
+
+def _env_value(dest: str) -> str | None:
+    names = [prefix + dest.upper() for prefix in ENV_PREFIXES]
+    if dest in EXTRA_ENV:
+        names.append(EXTRA_ENV[dest])
+    for name in names:
+        value = os.environ.get(name)
+        if value is not None:
+            return value
+    return None
+
+
+def _convert(action: argparse.Action, text: str) -> Any:
+    if isinstance(action, (argparse._StoreTrueAction, argparse.BooleanOptionalAction)):
+        return _bool(text)
+    if isinstance(action, argparse._AppendAction):
+        return text.split()
+    converter: Callable[[str], Any] = action.type or str  # type: ignore[assignment]
+    value = converter(text)
+    if action.choices is not None and value not in action.choices:
+        raise ValueError(f"expected one of {', '.join(map(str, action.choices))}")
+    return value
+
+
+def apply_environment(parser: argparse.ArgumentParser) -> None:
+    """Use the environment as the defaults, so that the command line still wins."""
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "version"):
+            continue
+        text = _env_value(action.dest)
+        if text is None:
+            continue
+        try:
+            parser.set_defaults(**{action.dest: _convert(action, text)})
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"environment value for {action.option_strings[0]} ({text!r}): {exc}") from None
+
+
+def version_line(http: str = "auto", loop: str = "auto") -> str:
+    from fastserve.protocols import describe
+
+    loop_name = loop
+    if loop == "auto":
+        try:
+            import uvloop  # noqa: F401
+
+            loop_name = "uvloop"
+        except ImportError:
+            loop_name = "asyncio"
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    return f"fastserve {__version__} (http: {describe(http)}, loop: {loop_name}, {python})"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        apply_environment(parser)
+        args = vars(parser.parse_args(argv))
+        if args.pop("version"):
+            print(version_line(args["http"], args["loop"]))
+            return 0
+        app = args.pop("app")
+        if not app:
+            raise UsageError("missing the application argument, e.g. 'fastserve main:app'")
+    except UsageError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    if args["log_config"] is None:
+        del args["log_config"]
+    if not args["app_dir"]:
+        args["app_dir"] = "."
+    return serve_app(app, **args)
+
+
+def entry_point() -> NoReturn:
+    sys.exit(main())

@@ -1,0 +1,308 @@
+"""Every option of the server, validated once, and the loading of the application."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from fastserve.asgi import ASGI2Adapter, ASGIApp, ASGIMessageError, validate_header
+from fastserve.logging import LOG_LEVELS, LOGGING_CONFIG, configure_logging
+
+logger = logging.getLogger("fastserve.error")
+
+LOOP_CHOICES = ("auto", "asyncio", "uvloop")
+HTTP_CHOICES = ("auto", "httptools", "h11")
+WS_CHOICES = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
+LIFESPAN_CHOICES = ("auto", "on", "off")
+INTERFACE_CHOICES = ("auto", "asgi3", "asgi2")
+
+
+class ConfigError(ValueError):
+    """A setting a person can fix; its message is one line that says how."""
+
+
+class AppLoadError(ConfigError):
+    """The application string does not lead to an application."""
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"--{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def _at_least(name: str, value: float | None, minimum: float) -> None:
+    if value is not None and value < minimum:
+        raise ConfigError(f"--{name} must be at least {minimum}; got {value}")
+
+
+def _parse_header(header: str | tuple[str, str] | list[str]) -> tuple[str, str]:
+    if isinstance(header, str):
+        name, sep, value = header.partition(":")
+        if not sep:
+            raise ConfigError(f"--header must look like 'name:value'; got {header!r}")
+    else:
+        name, value = header
+    name, value = name.strip(), value.strip()
+    try:
+        validate_header((name.encode("latin-1"), value.encode("latin-1")))
+    except (UnicodeEncodeError, ASGIMessageError):
+        raise ConfigError(f"--header {header!r} is not a valid HTTP header") from None
+    return name, value
+
+
+class Config:
+    """The options of one fastserve server, with uvicorn's names and meanings."""
+
+    def __init__(
+        self,
+        app: ASGIApp | Callable[..., Any] | str,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        uds: str | None = None,
+        fd: int | None = None,
+        loop: str = "auto",
+        http: str = "auto",
+        ws: str = "auto",
+        ws_max_size: int = 16 * 1024 * 1024,
+        ws_max_queue: int = 32,
+        ws_ping_interval: float | None = 20.0,
+        ws_ping_timeout: float | None = 20.0,
+        ws_per_message_deflate: bool = True,
+        lifespan: str = "auto",
+        env_file: str | os.PathLike[str] | None = None,
+        log_config: dict[str, Any] | str | None = LOGGING_CONFIG,
+        log_level: str | int | None = None,
+        access_log: bool = True,
+        use_colors: bool | None = None,
+        interface: str = "auto",
+        reload: bool = False,
+        reload_dirs: list[str] | str | None = None,
+        reload_delay: float = 0.25,
+        reload_includes: list[str] | str | None = None,
+        reload_excludes: list[str] | str | None = None,
+        workers: int | None = None,
+        proxy_headers: bool = False,
+        server_header: bool = True,
+        date_header: bool = True,
+        forwarded_allow_ips: list[str] | str | None = None,
+        root_path: str = "",
+        limit_concurrency: int | None = None,
+        limit_max_requests: int | None = None,
+        backlog: int = 2048,
+        timeout_keep_alive: float = 5,
+        timeout_notify: int = 30,
+        timeout_graceful_shutdown: float | None = 30,
+        timeout_worker_healthcheck: float = 5,
+        timeout_request_header: float = 30,
+        limit_request_line: int = 8190,
+        limit_request_fields: int = 100,
+        limit_request_field_size: int = 8190,
+        callback_notify: Callable[..., Any] | None = None,
+        ssl_keyfile: str | None = None,
+        ssl_certfile: str | os.PathLike[str] | None = None,
+        ssl_keyfile_password: str | None = None,
+        ssl_version: int | None = None,
+        ssl_cert_reqs: int | None = None,
+        ssl_ca_certs: str | None = None,
+        ssl_ciphers: str | None = None,
+        headers: list[tuple[str, str]] | list[str] | None = None,
+        factory: bool = False,
+        h11_max_incomplete_event_size: int | None = None,
+        app_dir: str | None = None,
+    ) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self.uds = uds
+        self.fd = fd
+        self.loop = loop
+        self.http = http
+        self.ws = ws
+        self.ws_max_size = ws_max_size
+        self.ws_max_queue = ws_max_queue
+        self.ws_ping_interval = ws_ping_interval
+        self.ws_ping_timeout = ws_ping_timeout
+        self.ws_per_message_deflate = ws_per_message_deflate
+        self.lifespan = lifespan
+        self.env_file = env_file
+        self.log_config = log_config
+        self.log_level = log_level
+        self.access_log = access_log
+        self.use_colors = use_colors
+        self.interface = interface
+        self.reload = reload
+        self.reload_dirs = reload_dirs
+        self.reload_delay = reload_delay
+        self.reload_includes = reload_includes
+        self.reload_excludes = reload_excludes
+        self.workers = workers or 1
+        self.proxy_headers = proxy_headers
+        self.server_header = server_header
+        self.date_header = date_header
+        self.forwarded_allow_ips = forwarded_allow_ips
+        self.root_path = root_path
+        self.limit_concurrency = limit_concurrency
+        self.limit_max_requests = limit_max_requests
+        self.backlog = backlog
+        self.timeout_keep_alive = timeout_keep_alive
+        self.timeout_notify = timeout_notify
+        self.timeout_graceful_shutdown = timeout_graceful_shutdown
+        self.timeout_worker_healthcheck = timeout_worker_healthcheck
+        self.timeout_request_header = timeout_request_header
+        self.limit_request_line = limit_request_line
+        self.limit_request_fields = limit_request_fields
+        self.limit_request_field_size = limit_request_field_size
+        self.callback_notify = callback_notify
+        self.ssl_keyfile = ssl_keyfile
+        self.ssl_certfile = ssl_certfile
+        self.ssl_keyfile_password = ssl_keyfile_password
+        self.ssl_version = ssl_version
+        self.ssl_cert_reqs = ssl_cert_reqs
+        self.ssl_ca_certs = ssl_ca_certs
+        self.ssl_ciphers = ssl_ciphers
+        self.factory = factory
+        self.h11_max_incomplete_event_size = h11_max_incomplete_event_size
+        self.app_dir = app_dir
+        self.headers = [_parse_header(header) for header in headers or []]
+        self.loaded_app: ASGIApp | None = None
+        self._validate()
+        if env_file is not None:
+            self._load_env_file(env_file)
+        self.configure_logging()
+
+    def _validate(self) -> None:
+        _choice("loop", self.loop, LOOP_CHOICES)
+        _choice("http", self.http, HTTP_CHOICES)
+        _choice("ws", self.ws, WS_CHOICES)
+        _choice("lifespan", self.lifespan, LIFESPAN_CHOICES)
+        _choice("interface", self.interface, INTERFACE_CHOICES)
+        if isinstance(self.log_level, str) and self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"--log-level must be one of {', '.join(LOG_LEVELS)}; got {self.log_level!r}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port must be between 0 and 65535; got {self.port}")
+        _at_least("backlog", self.backlog, 1)
+        _at_least("timeout-keep-alive", self.timeout_keep_alive, 0)
+        _at_least("timeout-request-header", self.timeout_request_header, 0.001)
+        _at_least("timeout-graceful-shutdown", self.timeout_graceful_shutdown, 0)
+        _at_least("limit-concurrency", self.limit_concurrency, 1)
+        _at_least("limit-request-line", self.limit_request_line, 16)
+        _at_least("limit-request-fields", self.limit_request_fields, 1)
+        _at_least("limit-request-field-size", self.limit_request_field_size, 16)
+        _at_least("h11-max-incomplete-event-size", self.h11_max_incomplete_event_size, 1024)
+        if self.http == "httptools":
+            from fastserve.protocols import httptools_available
+
+            if not httptools_available():
+                raise ConfigError("--http httptools: httptools is not installed (pip install httptools)")
+        if self.loop == "uvloop" and not _uvloop_available():
+            raise ConfigError("--loop uvloop: uvloop is not installed on this platform")
+        self._refuse_unbuilt_features()
+
+    def _refuse_unbuilt_features(self) -> None:
+        not_yet = {
+            "--workers N > 1": self.workers > 1,
+            "--reload": self.reload,
+            "--ssl-*": bool(self.ssl_keyfile or self.ssl_certfile or self.ssl_ca_certs),
+            "--proxy-headers": self.proxy_headers,
+            f"--ws {self.ws}": self.ws not in ("auto", "none"),
+            "--limit-max-requests": self.limit_max_requests is not None,
+        }
+        for flag, requested in not_yet.items():
+            if requested:
+                raise ConfigError(f"{flag} is not supported by this version of fastserve yet")
+
+    def _load_env_file(self, env_file: str | os.PathLike[str]) -> None:
+        if not os.path.isfile(env_file):
+            raise ConfigError(f"--env-file {env_file}: no such file")
+        try:
+            from dotenv import load_dotenv
+        except ImportError:
+            raise ConfigError("--env-file needs python-dotenv (pip install python-dotenv)") from None
+        load_dotenv(dotenv_path=env_file)
+
+    def configure_logging(self) -> None:
+        try:
+            configure_logging(self.log_config, self.log_level, self.access_log, self.use_colors)
+        except (ValueError, KeyError, TypeError, AttributeError, ImportError) as exc:
+            raise ConfigError(f"--log-config: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"--log-config: {exc}") from None
+
+    def effective_loop(self) -> str:
+        if self.loop == "auto":
+            return "uvloop" if _uvloop_available() else "asyncio"
+        return self.loop
+
+    def loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop]:
+        if self.effective_loop() == "uvloop":
+            import uvloop
+
+            return uvloop.new_event_loop
+        return asyncio.new_event_loop
+
+    def load(self) -> ASGIApp:
+        """Import (or call the factory of) the application and adapt it to ASGI 3."""
+        if self.loaded_app is not None:
+            return self.loaded_app
+        if self.app_dir is not None:
+            sys.path.insert(0, self.app_dir)
+        app: Any = import_from_string(self.app) if isinstance(self.app, str) else self.app
+        if self.factory:
+            if not callable(app):
+                raise AppLoadError("--factory: the application factory is not callable")
+            app = app()
+        elif isinstance(self.app, str) and _looks_like_factory(app):
+            logger.warning("The app looks like a factory function; pass --factory to call it")
+        interface = self.interface
+        if interface == "auto":
+            interface = "asgi3" if _is_asgi3(app) else "asgi2"
+        self.loaded_app = ASGI2Adapter(app) if interface == "asgi2" else app
+        return self.loaded_app
+
+
+def import_from_string(import_str: str) -> Any:
+    module_name, _, attrs = import_str.partition(":")
+    if not module_name or not attrs:
+        raise AppLoadError(f'Import string "{import_str}" must be in format "<module>:<attribute>".')
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise AppLoadError(f'Could not import module "{module_name}".') from None
+        raise
+    instance: Any = module
+    try:
+        for attr in attrs.split("."):
+            instance = getattr(instance, attr)
+    except AttributeError:
+        raise AppLoadError(f'Attribute "{attrs}" not found in module "{module_name}".') from None
+    return instance
+
+
+def _is_asgi3(app: Any) -> bool:
+    if inspect.isclass(app):
+        return hasattr(app, "__await__")
+    if inspect.isfunction(app) or inspect.ismethod(app):
+        return inspect.iscoroutinefunction(app)
+    return inspect.iscoroutinefunction(type(app).__call__) if callable(app) else False
+
+
+def _looks_like_factory(app: Any) -> bool:
+    if not inspect.isfunction(app) or inspect.iscoroutinefunction(app):
+        return False
+    return len(inspect.signature(app).parameters) == 0
+
+
+def _uvloop_available() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True

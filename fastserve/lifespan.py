@@ -1,0 +1,96 @@
+"""The ASGI lifespan protocol: startup before serving, shutdown after."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastserve.asgi import ASGI_VERSION, ASGIApp, Message
+
+logger = logging.getLogger("fastserve.error")
+
+
+class Lifespan:
+    """Runs the application's lifespan coroutine beside the server.
+
+    ``mode`` is 'on' (the app must support lifespan), 'auto' (an app that raises
+    before answering startup is taken not to support it) or 'off'.
+    """
+
+    def __init__(self, app: ASGIApp, mode: str, state: dict[str, Any]) -> None:
+        self.app = app
+        self.mode = mode
+        self.state = state
+        self.failed = False
+        self.unsupported = mode == "off"
+        self._received = False
+        self._inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self._startup_done = asyncio.Event()
+        self._shutdown_done = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def startup(self) -> bool:
+        """True when the server may start serving."""
+        if self.unsupported:
+            return True
+        logger.info("Waiting for application startup.")
+        self._task = asyncio.get_running_loop().create_task(self._main())
+        await self._inbox.put({"type": "lifespan.startup"})
+        await self._startup_done.wait()
+        if self.failed:
+            return False
+        if not self.unsupported:
+            logger.info("Application startup complete.")
+        return True
+
+    async def shutdown(self) -> None:
+        if self.unsupported or self._task is None or self._task.done():
+            return
+        logger.info("Waiting for application shutdown.")
+        await self._inbox.put({"type": "lifespan.shutdown"})
+        await self._shutdown_done.wait()
+        if not self.failed:
+            logger.info("Application shutdown complete.")
+
+    async def _main(self) -> None:
+        scope = {"type": "lifespan", "asgi": ASGI_VERSION, "state": self.state}
+        try:
+            await self.app(scope, self._receive, self._send)
+        except BaseException as exc:
+            # An app without lifespan support raises before it ever receives;
+            # one that took the startup message and then raised has failed.
+            if self.mode == "auto" and not self._received:
+                logger.info("ASGI 'lifespan' protocol appears unsupported.")
+                self.unsupported = True
+            else:
+                logger.error("Exception in 'lifespan' protocol", exc_info=exc)
+                self.failed = True
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+        finally:
+            self._startup_done.set()
+            self._shutdown_done.set()
+
+    async def _receive(self) -> Message:
+        self._received = True
+        return await self._inbox.get()
+
+    async def _send(self, message: Message) -> None:
+        message_type = message.get("type")
+        if message_type == "lifespan.startup.complete":
+            self._startup_done.set()
+        elif message_type == "lifespan.startup.failed":
+            self.failed = True
+            self._startup_done.set()
+            if message.get("message"):
+                logger.error("%s", message["message"])
+        elif message_type == "lifespan.shutdown.complete":
+            self._shutdown_done.set()
+        elif message_type == "lifespan.shutdown.failed":
+            self.failed = True
+            self._shutdown_done.set()
+            if message.get("message"):
+                logger.error("%s", message["message"])
+        else:
+            raise RuntimeError(f"Unexpected lifespan message {message_type!r}")

@@ -1,0 +1,56 @@
+"""Wire protocols, and the choice of which implementation serves HTTP/1.1."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from fastserve.protocols import http1 as python_http1
+
+
+def _load_compiled() -> Any:
+    if os.environ.get("FASTSERVE_NO_EXTENSIONS"):
+        return None
+    try:
+        from fastserve._speedups import http1
+    except ImportError:
+        return None
+    return http1
+
+
+compiled_http1 = _load_compiled()
+http1 = compiled_http1 or python_http1
+HTTP1Protocol = http1.HTTP1Protocol
+IMPLEMENTATION = "cython" if compiled_http1 is not None else "python"
+
+
+def httptools_available() -> bool:
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_http(http: str) -> str:
+    """The parser that ``--http`` names: 'httptools' or 'h11' ('auto' picks the fast one)."""
+    if http == "auto":
+        return "httptools" if httptools_available() else "h11"
+    return http
+
+
+def parser_factory(http: str) -> Callable[[Any], Any]:
+    """A callable that makes the request parser for one connection (given the protocol)."""
+    if resolve_http(http) == "httptools":
+        import httptools
+
+        return httptools.HttpRequestParser
+    from fastserve.protocols.h11_parser import H11Parser
+
+    return H11Parser
+
+
+def describe(http: str) -> str:
+    """'cython/httptools', 'python/h11', ...: what serves HTTP/1.1."""
+    return f"{IMPLEMENTATION}/{resolve_http(http)}"

@@ -1,0 +1,101 @@
+"""h11 behind httptools' parser interface: the pure-Python request parser.
+
+``H11Parser`` turns h11 events into the callbacks ``HTTP1Protocol`` expects from
+``httptools.HttpRequestParser``, so the one protocol serves both parsers. h11 is
+more lenient than llhttp in a few places (bare LF line ends, obs-fold); those
+are refused here so both parsers accept the same requests.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import h11
+
+from fastserve.protocols.http1 import RequestError
+
+# A line end without CR, a CR without LF, or a header line folded onto the next.
+_LAX_LINE = re.compile(rb"(?<!\r)\n|\r(?!\n)|\n[ \t]")
+_HEAD_END = b"\r\n\r\n"
+
+
+class H11Parser:
+    def __init__(self, protocol: Any) -> None:
+        self._protocol = protocol
+        self._max_head_size = protocol.state.max_head_size
+        self._connection = self._new_connection()
+        self._begun = False
+        self._head_tail = b""
+        self._http_version = "1.1"
+        self._method = b""
+
+    def _new_connection(self) -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_head_size)
+
+    def get_http_version(self) -> str:
+        return self._http_version
+
+    def get_method(self) -> bytes:
+        return self._method
+
+    def feed_data(self, data: bytes) -> None:
+        protocol = self._protocol
+        while data:
+            connection = self._connection
+            if connection.their_state is h11.IDLE:
+                if not self._begun:
+                    self._begun = True
+                    protocol.on_message_begin()
+                self._check_head_syntax(data)
+            connection.receive_data(bytes(data))
+            data = b""
+            while True:
+                try:
+                    event = connection.next_event()
+                except h11.RemoteProtocolError as exc:
+                    raise RequestError(_status_for(exc), str(exc)) from None
+                if event is h11.NEED_DATA or event is h11.PAUSED:
+                    break
+                event_type = type(event)
+                if event_type is h11.Request:
+                    self._http_version = event.http_version.decode("ascii")
+                    self._method = bytes(event.method)
+                    protocol.on_url(bytes(event.target))
+                    for name, value in event.headers.raw_items():
+                        protocol.on_header(bytes(name), bytes(value))
+                    protocol.on_headers_complete()
+                elif event_type is h11.Data:
+                    protocol.on_body(bytes(event.data))
+                elif event_type is h11.EndOfMessage:
+                    protocol.on_message_complete()
+                    # One h11 connection per request: what follows belongs to the next.
+                    data = bytes(connection.trailing_data[0])
+                    self._connection = self._new_connection()
+                    self._begun = False
+                    self._head_tail = b""
+                    break
+                else:  # ConnectionClosed
+                    return
+
+    def _check_head_syntax(self, data: bytes) -> None:
+        # The last bytes of the previous read are kept so that a line end or a
+        # fold split across two reads is seen whole; scanning restarts on the
+        # last of them, with the ones before it as look-behind context.
+        tail = self._head_tail
+        text = tail + bytes(data)
+        end = text.find(_HEAD_END)
+        if end >= 0:
+            text = text[: end + 2]
+            self._head_tail = b""
+        else:
+            self._head_tail = text[-3:]
+            if text.endswith(b"\r"):
+                text = text[:-1]
+        if _LAX_LINE.search(text, max(0, len(tail) - 1)):
+            raise RequestError(400, "Invalid line ending or obs-fold in the request head")
+
+
+def _status_for(exc: h11.RemoteProtocolError) -> int:
+    hint = exc.error_status_hint
+    return hint if hint in (400, 414, 431, 505) else 400

@@ -1,0 +1,642 @@
+"""The HTTP/1.1 connection protocol: one behaviour for every parser.
+
+This file is both the readable reference of fastserve's HTTP/1.1 behaviour and
+the source of the compiled hot path: ``setup.py`` compiles it with Cython into
+``fastserve._speedups.http1``, where ``fastserve/_speedups/http1.pxd`` turns the
+classes into typed ``cdef`` classes. Without a compiler it runs as it is.
+
+The parser is pluggable and speaks httptools' callback interface
+(``on_message_begin``, ``on_url``, ``on_header``, ``on_headers_complete``,
+``on_body``, ``on_message_complete``): ``httptools.HttpRequestParser`` directly,
+or ``fastserve.protocols.h11_parser.H11Parser``. Every rule that is not pure
+syntax (framing conflicts, limits, versions, keep-alive) is enforced here, so
+both parsers are held to it.
+"""
+
+import asyncio
+import logging
+from collections import deque
+from http import HTTPStatus
+
+from fastserve.asgi import (
+    ASGIMessageError,
+    ClientDisconnected,
+    decode_path,
+    escape_for_log,
+    split_target,
+    validate_response_body,
+    validate_response_start,
+)
+
+error_logger = logging.getLogger("fastserve.error")
+access_logger = logging.getLogger("fastserve.access")
+
+# Unread request bytes (body of the current request plus pipelined requests)
+# above which reading from the socket pauses, and below which it resumes.
+READ_HIGH_WATER = 256 * 1024
+READ_LOW_WATER = 64 * 1024
+# Parsed requests that may wait behind the one being answered.
+MAX_PIPELINED = 32
+
+CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
+NO_BODY_STATUSES = frozenset({204, 304})
+_STATUS_LINES = {
+    status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode("ascii")) for status in HTTPStatus
+}
+
+
+def status_line(status):
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = b"HTTP/1.1 %d \r\n" % status
+    return line
+
+
+class RequestError(Exception):
+    """A request the server refuses, with the status that says why."""
+
+    def __init__(self, status, reason):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def error_status(exc):
+    """The status code for a parser error (ours, httptools' or the h11 adapter's)."""
+    for candidate in (exc, exc.__context__, exc.__cause__):
+        if isinstance(candidate, RequestError):
+            return candidate.status
+    if "HTTP version" in str(exc):
+        return 505
+    return 400
+
+
+class HTTP1Protocol:
+    """One HTTP/1.1 connection (asyncio.Protocol interface)."""
+
+    def __init__(self, state):
+        self.state = state
+        self.transport = None
+        self.parser = None
+        self.scope_template = None
+        self.client_label = ""
+        self.cycle = None
+        self.parsing = None
+        self.pipeline = deque()
+        self.closed = False
+        self.read_paused = False
+        self.write_paused = False
+        self.drain_waiter = None
+        self.buffered = 0
+        self.deadline = 0.0
+        self.pending_error = 0
+        self.reset_request_head()
+
+    def reset_request_head(self):
+        self.in_head = False
+        self.head_bytes = 0
+        self.url = b""
+        self.headers = []
+        self.content_length_count = 0
+        self.host_count = 0
+        self.transfer_encoding = None
+        self.connection_close = False
+        self.connection_keep_alive = False
+        self.expect_continue = False
+        self.upgrade = False
+
+    # asyncio.Protocol ---------------------------------------------------
+
+    def connection_made(self, transport):
+        state = self.state
+        self.transport = transport
+        self.parser = state.parser_factory(self)
+        server = _address(transport.get_extra_info("sockname"))
+        client = _address(transport.get_extra_info("peername"))
+        self.scope_template = state.scope_template(server, client)
+        if client is not None:
+            self.client_label = f"{client[0]}:{client[1]}"
+        state.connections.add(self)
+        if state.shutting_down:
+            transport.close()
+            return
+        self.deadline = state.now + state.timeout_keep_alive
+
+    def connection_lost(self, exc):
+        self.closed = True
+        self.parser = None
+        self.state.connections.discard(self)
+        self.pipeline.clear()
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.wake()
+        waiter = self.drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def eof_received(self):
+        return None
+
+    def data_received(self, data):
+        parser = self.parser
+        if parser is None:
+            return
+        try:
+            parser.feed_data(data)
+        except Exception as exc:
+            if type(exc).__name__ == "HttpParserUpgrade":
+                # No protocol switch over HTTP/1.1 yet: the request was answered
+                # as plain HTTP and the connection closes after the response.
+                self.parser = None
+                return
+            self.on_parse_error(exc)
+            return
+        if self.in_head:
+            self.head_bytes += len(data)
+            if self.head_bytes > self.state.max_head_size:
+                self.on_parse_error(RequestError(431, "Request header section too large"))
+
+    def pause_writing(self):
+        self.write_paused = True
+
+    def resume_writing(self):
+        self.write_paused = False
+        waiter = self.drain_waiter
+        if waiter is not None:
+            self.drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # Parser callbacks ---------------------------------------------------
+
+    def on_message_begin(self):
+        self.reset_request_head()
+        self.in_head = True
+        self.deadline = self.state.now + self.state.timeout_request_header
+
+    def on_url(self, url):
+        self.url += url
+        if len(self.url) > self.state.limit_request_line:
+            raise RequestError(414, "Request target too long")
+
+    def on_header(self, name, value):
+        state = self.state
+        if len(self.headers) >= state.limit_request_fields:
+            raise RequestError(431, "Too many request header fields")
+        if len(name) + len(value) > state.limit_request_field_size:
+            raise RequestError(431, "Request header field too large")
+        name = name.lower()
+        self.headers.append((name, value))
+        if name == b"content-length":
+            self.content_length_count += 1
+        elif name == b"transfer-encoding":
+            if self.transfer_encoding is not None:
+                raise RequestError(400, "Repeated Transfer-Encoding")
+            self.transfer_encoding = value
+        elif name == b"host":
+            self.host_count += 1
+        elif name == b"connection":
+            for token in value.lower().split(b","):
+                token = token.strip()
+                if token == b"close":
+                    self.connection_close = True
+                elif token == b"keep-alive":
+                    self.connection_keep_alive = True
+                elif token == b"upgrade":
+                    self.upgrade = True
+        elif name == b"expect":
+            if value.lower() == b"100-continue":
+                self.expect_continue = True
+            else:
+                raise RequestError(417, "Unsupported expectation")
+
+    def on_headers_complete(self):
+        self.in_head = False
+        self.deadline = 0.0
+        parser = self.parser
+        version = parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            raise RequestError(505, "HTTP version not supported")
+        http11 = version == "1.1"
+        if self.host_count > 1 or (http11 and self.host_count == 0):
+            raise RequestError(400, "A request needs exactly one Host header")
+        if self.content_length_count > 1:
+            raise RequestError(400, "Repeated Content-Length")
+        if self.transfer_encoding is not None:
+            if self.content_length_count or not http11:
+                raise RequestError(400, "Transfer-Encoding with Content-Length or on HTTP/1.0")
+            if self.transfer_encoding.strip().lower() != b"chunked":
+                raise RequestError(400, "Unsupported Transfer-Encoding")
+
+        method = parser.get_method().decode("ascii")
+        if http11:
+            keep_alive = not self.connection_close
+        else:
+            keep_alive = self.connection_keep_alive and not self.connection_close
+        if self.upgrade or method == "CONNECT":
+            keep_alive = False
+        raw_path, query_string = split_target(self.url)
+
+        scope = self.scope_template.copy()
+        scope["http_version"] = version
+        scope["method"] = method
+        scope["path"] = decode_path(raw_path)
+        scope["raw_path"] = raw_path
+        scope["query_string"] = query_string
+        scope["headers"] = self.headers
+        scope["state"] = self.state.lifespan_state.copy()
+
+        cycle = RequestCycle(self, scope, http11, keep_alive, self.expect_continue and http11)
+        self.parsing = cycle
+        if self.cycle is None:
+            self.cycle = cycle
+            self.start_cycle(cycle)
+        else:
+            self.pipeline.append(cycle)
+            if len(self.pipeline) >= MAX_PIPELINED:
+                self.pause_reading()
+
+    def on_body(self, body):
+        cycle = self.parsing
+        if cycle is None or cycle.complete:
+            return
+        cycle.body.append(body)
+        cycle.body_size += len(body)
+        self.buffered += len(body)
+        if cycle is self.cycle:
+            cycle.wake()
+        if self.buffered > READ_HIGH_WATER:
+            self.pause_reading()
+
+    def on_message_complete(self):
+        cycle = self.parsing
+        self.parsing = None
+        if cycle is not None:
+            cycle.body_complete = True
+            if cycle is self.cycle:
+                cycle.wake()
+        self.deadline = 0.0
+
+    # Flow control -------------------------------------------------------
+
+    def pause_reading(self):
+        if not self.read_paused and not self.closed:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def maybe_resume_reading(self):
+        if (
+            self.read_paused
+            and self.parser is not None
+            and self.buffered <= READ_LOW_WATER
+            and len(self.pipeline) < MAX_PIPELINED
+            and not self.closed
+        ):
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    async def drain(self):
+        waiter = self.drain_waiter
+        if waiter is None:
+            waiter = self.drain_waiter = self.state.loop.create_future()
+        await waiter
+
+    # Request cycles -----------------------------------------------------
+
+    def start_cycle(self, cycle):
+        state = self.state
+        if state.limit_concurrency and state.in_flight >= state.limit_concurrency:
+            cycle.complete = True
+            self.send_error(503)
+            return
+        state.in_flight += 1
+        task = state.loop.create_task(cycle.run(state.app))
+        state.tasks.add(task)
+        task.add_done_callback(state.tasks.discard)
+
+    def cycle_done(self, cycle):
+        """The response of ``cycle`` is complete: go on with the connection."""
+        if self.cycle is not cycle:
+            return
+        self.cycle = None
+        self.buffered -= cycle.body_size
+        cycle.body = []
+        cycle.body_size = 0
+        if not cycle.keep_alive or not cycle.body_complete or self.state.shutting_down:
+            self.close()
+            return
+        if self.pipeline:
+            cycle = self.pipeline.popleft()
+            self.cycle = cycle
+            self.start_cycle(cycle)
+        elif self.pending_error:
+            self.send_error(self.pending_error)
+            return
+        elif self.parsing is None:
+            self.deadline = self.state.now + self.state.timeout_keep_alive
+        self.maybe_resume_reading()
+
+    def on_parse_error(self, exc):
+        status = error_status(exc)
+        reason = getattr(exc, "reason", None) or str(exc)
+        error_logger.warning("Invalid HTTP request received: %s", escape_for_log(reason.encode("utf-8", "replace")))
+        self.parser = None
+        self.pause_reading()
+        cycle = self.cycle
+        if cycle is None:
+            self.send_error(status)
+        elif self.parsing is cycle:
+            # The body of the request being answered is broken: the app sees a
+            # disconnect, and if it has not answered yet the client gets `status`.
+            cycle.body_error = status
+            cycle.keep_alive = False
+            cycle.wake()
+        else:
+            self.pending_error = status
+
+    def check_deadline(self, now):
+        """Called by the server's once-a-second sweep."""
+        if self.deadline and now >= self.deadline:
+            self.deadline = 0.0
+            if not self.in_head:
+                self.close()
+            elif self.cycle is None:
+                error_logger.debug("Request header timeout from %s", self.client_label)
+                self.send_error(408)
+            else:
+                self.parser = None
+                self.pending_error = 408
+
+    def shutdown(self):
+        """Graceful shutdown: close when idle, else after the current response."""
+        self.pipeline.clear()
+        if self.cycle is None:
+            self.close()
+
+    def close(self):
+        if not self.closed:
+            self.parser = None
+            self.transport.close()
+
+    def send_error(self, status):
+        """Answer with a short plain-text error and close the connection."""
+        if self.closed:
+            return
+        phrase = HTTPStatus(status).phrase.encode("ascii")
+        self.transport.write(
+            b"".join(
+                (
+                    status_line(status),
+                    self.state.default_headers,
+                    b"content-type: text/plain; charset=utf-8\r\n",
+                    b"content-length: %d\r\n" % len(phrase),
+                    b"connection: close\r\n\r\n",
+                    phrase,
+                )
+            )
+        )
+        self.close()
+
+
+class RequestCycle:
+    """One request and its response: the ``receive`` and ``send`` an app gets."""
+
+    def __init__(self, conn, scope, http11, keep_alive, expect_continue):
+        self.conn = conn
+        self.scope = scope
+        self.http11 = http11
+        self.keep_alive = keep_alive
+        self.expect_continue = expect_continue
+        self.is_head = scope["method"] == "HEAD"
+        self.body = []
+        self.body_size = 0
+        self.body_complete = False
+        self.body_delivered = False
+        self.body_error = 0
+        self.waiter = None
+        self.started = False
+        self.head_sent = False
+        self.complete = False
+        self.status = 0
+        self.response_headers = None
+        self.chunked = False
+        self.no_body = False
+        self.content_length = -1
+        self.bytes_sent = 0
+
+    def wake(self):
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def run(self, app):
+        conn = self.conn
+        try:
+            await app(self.scope, self.receive, self.send)
+        except asyncio.CancelledError:
+            if not conn.closed:
+                error_logger.warning("Request cancelled at shutdown: %s", self.scope["path"])
+            self.abort(500)
+        except Exception as exc:
+            if conn.closed and isinstance(exc, OSError):
+                error_logger.debug("Client disconnected during the request: %r", exc)
+            else:
+                error_logger.error("Exception in ASGI application", exc_info=exc)
+            self.abort(500)
+        else:
+            if not self.complete:
+                if not self.started:
+                    error_logger.error("ASGI callable returned without starting a response")
+                else:
+                    error_logger.error("ASGI callable returned without completing the response")
+                self.abort(500)
+        finally:
+            conn.state.in_flight -= 1
+
+    def abort(self, status):
+        """End a cycle that went wrong: an error response if nothing was sent, else a close."""
+        if self.complete:
+            return
+        self.complete = True
+        conn = self.conn
+        if self.body_error:
+            status = self.body_error
+        if not self.head_sent:
+            conn.send_error(status)
+        else:
+            conn.close()
+        conn.cycle_done(self)
+
+    async def receive(self):
+        conn = self.conn
+        if self.expect_continue:
+            self.expect_continue = False
+            if not self.started and not conn.closed:
+                conn.transport.write(CONTINUE_RESPONSE)
+        while True:
+            if self.body_error or conn.closed or self.complete:
+                return {"type": "http.disconnect"}
+            if self.body_size or (self.body_complete and not self.body_delivered):
+                return self.take_body()
+            if conn.read_paused and not self.body_delivered:
+                conn.maybe_resume_reading()
+            waiter = self.waiter = conn.state.loop.create_future()
+            try:
+                await waiter
+            finally:
+                self.waiter = None
+
+    def take_body(self):
+        chunks = self.body
+        if len(chunks) == 1:
+            body = chunks[0]
+        else:
+            body = b"".join(chunks)
+        conn = self.conn
+        conn.buffered -= self.body_size
+        self.body = []
+        self.body_size = 0
+        more_body = not self.body_complete
+        if not more_body:
+            self.body_delivered = True
+        if conn.read_paused:
+            conn.maybe_resume_reading()
+        return {"type": "http.request", "body": body, "more_body": more_body}
+
+    async def send(self, message):
+        conn = self.conn
+        if conn.write_paused and not conn.closed:
+            await conn.drain()
+        if conn.closed:
+            raise ClientDisconnected("the client disconnected")
+        message_type = message["type"]
+        if not self.started:
+            if message_type != "http.response.start":
+                raise ASGIMessageError(f"Expected 'http.response.start', got {message_type!r}")
+            self.status, self.response_headers = validate_response_start(message)
+            self.started = True
+            self.expect_continue = False
+            return
+        if self.complete:
+            raise ASGIMessageError(f"Unexpected {message_type!r} after the response completed")
+        if message_type != "http.response.body":
+            raise ASGIMessageError(f"Expected 'http.response.body', got {message_type!r}")
+        body, more_body = validate_response_body(message)
+        self.write_body(body, more_body)
+
+    def write_body(self, body, more_body):
+        head = None
+        if not self.head_sent:
+            head = self.encode_head(body, more_body)
+            self.head_sent = True
+        if self.no_body:
+            data = b""
+        elif self.chunked:
+            data = b"%x\r\n%b\r\n" % (len(body), body) if body else b""
+            if not more_body:
+                data += b"0\r\n\r\n"
+        else:
+            data = body
+            self.bytes_sent += len(body)
+            if self.content_length >= 0 and self.bytes_sent > self.content_length:
+                raise ASGIMessageError("Response body longer than its Content-Length")
+        if head is not None:
+            data = head + data if data else head
+        if data:
+            self.conn.transport.write(data)
+        if not more_body:
+            self.finish()
+
+    def encode_head(self, body, more_body):
+        """Build the response head; decide framing (length, chunked or close)."""
+        conn = self.conn
+        state = conn.state
+        status = self.status
+        content_length = -1
+        app_chunked = False
+        app_close = False
+        custom_server = False
+        custom_date = False
+        lines = [status_line(status), b""]
+        for name, value in self.response_headers:
+            lowered = name.lower()
+            if lowered == b"content-length":
+                if content_length >= 0 or not value.isdigit():
+                    raise ASGIMessageError(f"Invalid response Content-Length {value!r}")
+                content_length = int(value)
+            elif lowered == b"transfer-encoding":
+                if value.strip().lower() != b"chunked":
+                    raise ASGIMessageError(f"Unsupported response Transfer-Encoding {value!r}")
+                app_chunked = True
+                continue
+            elif lowered == b"connection":
+                if b"close" in value.lower():
+                    app_close = True
+                continue
+            elif lowered == b"server":
+                custom_server = True
+            elif lowered == b"date":
+                custom_date = True
+            lines.append(b"%b: %b\r\n" % (name, value))
+        if app_chunked and content_length >= 0:
+            raise ASGIMessageError("Response sets both Content-Length and Transfer-Encoding")
+
+        if custom_server or custom_date:
+            lines[1] = state.default_headers_without(custom_server, custom_date)
+        else:
+            lines[1] = state.default_headers
+
+        keep_alive = self.keep_alive and not app_close and not state.shutting_down and self.body_complete
+        if self.is_head or status in NO_BODY_STATUSES:
+            self.no_body = True
+            if content_length < 0 and self.is_head and not more_body and status not in NO_BODY_STATUSES:
+                lines.append(b"content-length: %d\r\n" % len(body))
+        elif content_length >= 0:
+            self.content_length = content_length
+        elif not more_body and not app_chunked:
+            self.content_length = len(body)
+            lines.append(b"content-length: %d\r\n" % len(body))
+        elif self.http11:
+            self.chunked = True
+            lines.append(b"transfer-encoding: chunked\r\n")
+        else:
+            keep_alive = False
+        self.keep_alive = keep_alive
+        if not keep_alive:
+            lines.append(b"connection: close\r\n")
+        elif not self.http11:
+            lines.append(b"connection: keep-alive\r\n")
+        lines.append(b"\r\n")
+        return b"".join(lines)
+
+    def finish(self):
+        self.complete = True
+        conn = self.conn
+        self.wake()
+        if self.content_length >= 0 and self.bytes_sent < self.content_length and not self.no_body:
+            error_logger.error("Response body shorter than its Content-Length")
+            self.keep_alive = False
+        if conn.state.access_log:
+            self.log_access()
+        conn.cycle_done(self)
+
+    def log_access(self):
+        scope = self.scope
+        target = scope["raw_path"]
+        if scope["query_string"]:
+            target += b"?" + scope["query_string"]
+        access_logger.info(
+            '%s - "%s %s HTTP/%s" %d',
+            self.conn.client_label,
+            scope["method"],
+            escape_for_log(target),
+            scope["http_version"],
+            self.status,
+        )
+
+
+def _address(info):
+    """(host, port) from get_extra_info, or None for Unix sockets."""
+    if isinstance(info, tuple) and len(info) >= 2:
+        return (str(info[0]), int(info[1]))
+    return None

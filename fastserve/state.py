@@ -1,0 +1,84 @@
+"""What the connections of one server process share, computed once from Config."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from email.utils import formatdate
+from typing import Any
+
+from fastserve.asgi import ASGIApp, build_scope_template
+
+
+class ServerState:
+    """Settings and live counters every connection reads; the server owns and ticks it."""
+
+    def __init__(
+        self,
+        *,
+        app: ASGIApp,
+        loop: asyncio.AbstractEventLoop,
+        parser_factory: Callable[[Any], Any],
+        root_path: str = "",
+        scheme: str = "http",
+        server_header: bool = True,
+        date_header: bool = True,
+        extra_headers: list[tuple[str, str]] | None = None,
+        access_log: bool = True,
+        timeout_keep_alive: float = 5.0,
+        timeout_request_header: float = 30.0,
+        limit_request_line: int = 8190,
+        limit_request_fields: int = 100,
+        limit_request_field_size: int = 8190,
+        limit_concurrency: int | None = None,
+        max_head_size: int | None = None,
+    ) -> None:
+        self.app = app
+        self.loop = loop
+        self.parser_factory = parser_factory
+        self.root_path = root_path
+        self.scheme = scheme
+        self.access_log = access_log
+        self.timeout_keep_alive = timeout_keep_alive
+        self.timeout_request_header = timeout_request_header
+        self.limit_request_line = limit_request_line
+        self.limit_request_fields = limit_request_fields
+        self.limit_request_field_size = limit_request_field_size
+        # By default the whole head may hold the request line and every allowed field.
+        self.max_head_size = max_head_size or (
+            limit_request_line + limit_request_fields * (limit_request_field_size + 4) + 4
+        )
+        self.limit_concurrency = limit_concurrency or 0
+        self.lifespan_state: dict[str, Any] = {}
+        self.connections: set[Any] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.in_flight = 0
+        self.shutting_down = False
+        self.now = loop.time()
+
+        extra_headers = extra_headers or []
+        # A custom Server header (--header server:...) replaces the default one.
+        if any(name.lower() == "server" for name, _ in extra_headers):
+            server_header = False
+        self._server_line = b"server: fastserve\r\n" if server_header else b""
+        self._date_enabled = date_header
+        self._extra = b"".join(
+            b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1")) for name, value in extra_headers
+        )
+        self._date_line = b""
+        self.default_headers = b""
+        self.tick(loop.time())
+
+    def tick(self, now: float) -> None:
+        """Once a second: the clock the deadlines use and the Date header."""
+        self.now = now
+        if self._date_enabled:
+            self._date_line = b"date: %s\r\n" % formatdate(usegmt=True).encode("ascii")
+        self.default_headers = self._server_line + self._date_line + self._extra
+
+    def default_headers_without(self, server: bool, date: bool) -> bytes:
+        """The default headers less those the application set itself."""
+        return (b"" if server else self._server_line) + (b"" if date else self._date_line) + self._extra
+
+    def scope_template(self, server: tuple[str, int] | None, client: tuple[str, int] | None) -> dict[str, Any]:
+        return build_scope_template(self.scheme, server, client, self.root_path)
