@@ -6,7 +6,6 @@ from fastserve.protocols.http1 import (
     RequestCycle as RequestCycle,
 )
 from fastserve.protocols.http1 import (
-    RequestError as RequestError,
 )
 from fastserve.protocols.http1 import (
     error_status as error_status,

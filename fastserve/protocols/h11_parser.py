@@ -13,11 +13,13 @@ from typing import Any
 
 import h11
 
-from fastserve.protocols.http1 import RequestError
+from fastserve.protocols.errors import RequestError
 
 # A line end without CR, a CR without LF, or a header line folded onto the next.
 _LAX_LINE = re.compile(rb"(?<!\r)\n|\r(?!\n)|\n[ \t]")
-_HEAD_END = b"\r\n\r\n"
+_CONTENT_LENGTH_VALUE = re.compile(rb"\r\ncontent-length[ \t]*:([^\r]*)", re.IGNORECASE)
+# Where h11 ends a head: an empty line, with or without its CR.
+_HEAD_END = re.compile(rb"\n\r?\n")
 
 
 class H11Parser:
@@ -26,7 +28,7 @@ class H11Parser:
         self._max_head_size = protocol.state.max_head_size
         self._connection = self._new_connection()
         self._begun = False
-        self._head_tail = b""
+        self._head = bytearray()
         self._http_version = "1.1"
         self._method = b""
 
@@ -47,7 +49,7 @@ class H11Parser:
                 if not self._begun:
                     self._begun = True
                     protocol.on_message_begin()
-                self._check_head_syntax(data)
+                self._check_head(data)
             connection.receive_data(bytes(data))
             data = b""
             while True:
@@ -73,27 +75,28 @@ class H11Parser:
                     data = bytes(connection.trailing_data[0])
                     self._connection = self._new_connection()
                     self._begun = False
-                    self._head_tail = b""
+                    self._head.clear()
                     break
                 else:  # ConnectionClosed
                     return
 
-    def _check_head_syntax(self, data: bytes) -> None:
-        # The last bytes of the previous read are kept so that a line end or a
-        # fold split across two reads is seen whole; scanning restarts on the
-        # last of them, with the ones before it as look-behind context.
-        tail = self._head_tail
-        text = tail + bytes(data)
-        end = text.find(_HEAD_END)
-        if end >= 0:
-            text = text[: end + 2]
-            self._head_tail = b""
-        else:
-            self._head_tail = text[-3:]
-            if text.endswith(b"\r"):
-                text = text[:-1]
-        if _LAX_LINE.search(text, max(0, len(tail) - 1)):
+    def _check_head(self, data: bytes) -> None:
+        """Collect the head until it is complete, then check what h11 lets through."""
+        head = self._head
+        search_from = max(0, len(head) - 3)
+        head += data
+        end = _HEAD_END.search(head, search_from)
+        if end is None:
+            return
+        text = bytes(head[: end.end()])
+        head.clear()
+        if _LAX_LINE.search(text):
             raise RequestError(400, "Invalid line ending or obs-fold in the request head")
+        # h11 merges repeated or listed identical Content-Length values
+        # ("3, 3"); llhttp and the protocol refuse them.
+        lengths = _CONTENT_LENGTH_VALUE.findall(text)
+        if len(lengths) > 1 or (lengths and not lengths[0].strip(b" \t").isdigit()):
+            raise RequestError(400, "Repeated or invalid Content-Length")
 
 
 def _status_for(exc: h11.RemoteProtocolError) -> int:

@@ -27,6 +27,7 @@ from fastserve.asgi import (
     validate_response_body,
     validate_response_start,
 )
+from fastserve.protocols.errors import RequestError
 
 error_logger = logging.getLogger("fastserve.error")
 access_logger = logging.getLogger("fastserve.access")
@@ -50,15 +51,6 @@ def status_line(status):
     if line is None:
         line = b"HTTP/1.1 %d \r\n" % status
     return line
-
-
-class RequestError(Exception):
-    """A request the server refuses, with the status that says why."""
-
-    def __init__(self, status, reason):
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 def error_status(exc):
@@ -189,6 +181,8 @@ class HTTP1Protocol:
         self.headers.append((name, value))
         if name == b"content-length":
             self.content_length_count += 1
+            if not value.isdigit():
+                raise RequestError(400, "Invalid Content-Length")
         elif name == b"transfer-encoding":
             if self.transfer_encoding is not None:
                 raise RequestError(400, "Repeated Transfer-Encoding")

@@ -1,0 +1,191 @@
+"""Real servers on 127.0.0.1 with ephemeral ports, and raw-socket helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from fastserve import Config, Server
+
+HTTP_IMPLEMENTATIONS = ("httptools", "h11")
+
+
+class RunningServer:
+    def __init__(self, server: Server, thread: threading.Thread, loop: asyncio.AbstractEventLoop) -> None:
+        self.server = server
+        self.thread = thread
+        self.loop = loop
+        sockname = server.servers[0].sockets[0].getsockname()
+        self.host, self.port = sockname[0], sockname[1]
+
+    @property
+    def state(self) -> Any:
+        return self.server.state
+
+    def url(self, path: str = "/") -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def connect(self, timeout: float = 5.0) -> socket.socket:
+        return socket.create_connection((self.host, self.port), timeout=timeout)
+
+    def call(self, function: Any, *args: Any) -> None:
+        """Run ``function`` on the server's loop (thread-safe)."""
+        self.loop.call_soon_threadsafe(function, *args)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.call(self.server.handle_exit, signal.SIGTERM)
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "server did not stop"
+
+
+@contextlib.contextmanager
+def run_server(app: Any, **options: Any) -> Iterator[RunningServer]:
+    """Start a fastserve Server in a thread; yield once it accepts connections."""
+    options.setdefault("port", 0)
+    options.setdefault("log_config", None)
+    options.setdefault("lifespan", "off")
+    config = Config(app, host=options.pop("host", "127.0.0.1"), **options)
+    server = Server(config)
+    ready = threading.Event()
+    failure: list[BaseException] = []
+    holder: dict[str, asyncio.AbstractEventLoop] = {}
+
+    async def main() -> None:
+        holder["loop"] = asyncio.get_running_loop()
+        task = asyncio.ensure_future(server.serve())
+        while not server.started and not task.done():
+            await asyncio.sleep(0.002)
+        ready.set()
+        await task
+
+    def target() -> None:
+        try:
+            with asyncio.Runner(loop_factory=config.loop_factory()) as runner:
+                runner.run(main())
+        except BaseException as exc:  # surfaced to the test below
+            failure.append(exc)
+        finally:
+            ready.set()
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    assert ready.wait(10), "server did not start"
+    if failure:
+        raise failure[0]
+    assert server.started, "server did not start"
+    running = RunningServer(server, thread, holder["loop"])
+    try:
+        yield running
+    finally:
+        if thread.is_alive():
+            running.stop()
+
+
+@pytest.fixture(params=HTTP_IMPLEMENTATIONS)
+def http(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def serve(http: str) -> Any:
+    """``with serve(app, **options) as server:`` on the parametrized HTTP implementation."""
+
+    def start(app: Any, **options: Any) -> contextlib.AbstractContextManager[RunningServer]:
+        options.setdefault("http", http)
+        return run_server(app, **options)
+
+    return start
+
+
+def recv_all(sock: socket.socket, timeout: float = 5.0) -> bytes:
+    """Read until the server closes the connection."""
+    sock.settimeout(timeout)
+    chunks = []
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def recv_until(sock: socket.socket, marker: bytes, timeout: float = 5.0) -> bytes:
+    sock.settimeout(timeout)
+    data = b""
+    while marker not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+_unread: weakref.WeakKeyDictionary[socket.socket, bytes] = weakref.WeakKeyDictionary()
+
+
+def read_response(sock: socket.socket, timeout: float = 5.0) -> tuple[int, dict[bytes, bytes], bytes]:
+    """Read exactly one response; bytes past it are kept for the next call on ``sock``."""
+    sock.settimeout(timeout)
+    buffer = _unread.pop(sock, b"")
+
+    def fill() -> None:
+        nonlocal buffer
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed mid-response"
+        buffer += chunk
+
+    while b"\r\n\r\n" not in buffer:
+        fill()
+    head, _, buffer = buffer.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower()] = value.strip()
+    if b"content-length" in headers:
+        length = int(headers[b"content-length"])
+        while len(buffer) < length:
+            fill()
+        body, buffer = buffer[:length], buffer[length:]
+    elif headers.get(b"transfer-encoding") == b"chunked":
+        while b"0\r\n\r\n" not in buffer:
+            fill()
+        end = buffer.index(b"0\r\n\r\n") + 5
+        body, buffer = decode_chunked(buffer[:end]), buffer[end:]
+    else:
+        body = buffer + recv_all(sock, timeout)
+        buffer = b""
+    _unread[sock] = buffer
+    return status, headers, body
+
+
+def decode_chunked(data: bytes) -> bytes:
+    body = b""
+    while True:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return body
+        body, data = body + data[:size], data[size + 2 :]
+
+
+def wait_for(predicate: Any, timeout: float = 5.0) -> None:
+    """Wait for a condition that another thread makes true (server-side state)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.005)

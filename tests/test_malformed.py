@@ -1,0 +1,128 @@
+"""Malformed and hostile requests get a clear status and a closed connection."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.apps import echo
+from tests.conftest import recv_all
+
+REQUESTS = {
+    "garbage": (b"\x00\x01\x02garbage\r\n\r\n", 400),
+    "bad method": (b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "lowercase version": (b"GET / http/1.1\r\nHost: x\r\n\r\n", 400),
+    "HTTP/2.0": (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    "HTTP/1.2": (b"GET / HTTP/1.2\r\nHost: x\r\n\r\n", 505),
+    "HTTP/3.0": (b"GET / HTTP/3.0\r\nHost: x\r\n\r\n", 505),
+    "HTTP/0.9": (b"GET / HTTP/0.9\r\nHost: x\r\n\r\n", 505),
+    "missing Host": (b"GET / HTTP/1.1\r\n\r\n", 400),
+    "two Host headers": (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    "CL and TE": (
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    "TE and CL": (
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    "duplicate CL": (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400),
+    "conflicting CL": (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400),
+    "CL list": (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc", 400),
+    "CL not a number": (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3a\r\n\r\nabc", 400),
+    "negative CL": (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
+    "TE gzip": (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc", 400),
+    "TE gzip, chunked": (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 400),
+    "TE chunked, gzip": (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 400),
+    "TE xchunked": (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", 400),
+    "two TE headers": (
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    "TE on HTTP/1.0": (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    "bad chunk size": (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 400),
+    "bad chunk terminator": (
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n",
+        400,
+    ),
+    "obs-fold": (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", 400),
+    "obs-fold with tab": (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n\tb\r\n\r\n", 400),
+    "bare CR": (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n", 400),
+    "bare LF": (b"GET / HTTP/1.1\nHost: x\n\n", 400),
+    "bare LF in headers": (b"GET / HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n", 400),
+    "space before colon": (b"GET / HTTP/1.1\r\nHost: x\r\nX-A : a\r\n\r\n", 400),
+    "NUL in value": (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", 400),
+    "header without colon": (b"GET / HTTP/1.1\r\nHost: x\r\nX-A\r\n\r\n", 400),
+    "empty header name": (b"GET / HTTP/1.1\r\nHost: x\r\n: a\r\n\r\n", 400),
+    "control byte in target": (b"GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "space in target": (b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "unsupported expectation": (b"GET / HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n\r\n", 417),
+}
+
+
+def status_of(response: bytes) -> int:
+    assert response.startswith(b"HTTP/1.1 "), response[:200]
+    return int(response.split(b" ", 2)[1])
+
+
+def assert_still_serving(server) -> None:
+    with server.connect() as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        response = recv_all(sock)
+    assert status_of(response) == 200 and response.endswith(b"\r\n\r\nok")
+
+
+@pytest.mark.parametrize("name", list(REQUESTS))
+def test_malformed_request(serve, name):
+    request, expected = REQUESTS[name]
+    with serve(echo) as server:
+        with server.connect() as sock:
+            sock.sendall(request)
+            response = recv_all(sock)  # returns only once the server closed
+        assert status_of(response) == expected
+        assert b"connection: close\r\n" in response
+        assert response.count(b"HTTP/1.1 ") == 1
+        assert_still_serving(server)
+
+
+def test_pipelined_bad_request_after_good_ones(serve):
+    good = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\na"
+    with serve(echo) as server, server.connect() as sock:
+        sock.sendall(good + good + b"GET / HTTP/1.1\r\nHost: x\r\nX-A : a\r\n\r\n" + good)
+        response = recv_all(sock)
+    statuses = [int(part.split(b" ", 1)[0]) for part in response.split(b"HTTP/1.1 ")[1:]]
+    assert statuses == [200, 200, 400]
+
+
+@pytest.mark.parametrize(
+    ("options", "request_bytes", "expected"),
+    [
+        ({}, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        ({"limit_request_line": 100}, b"GET /" + b"a" * 100 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        ({}, b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: a\r\n" * 101 + b"\r\n", 431),
+        ({"limit_request_fields": 5}, b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: a\r\n" * 5 + b"\r\n", 431),
+        ({}, b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 9000 + b"\r\n\r\n", 431),
+        ({"limit_request_field_size": 100}, b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 100 + b"\r\n\r\n", 431),
+        (
+            {"limit_request_fields": 4, "limit_request_field_size": 1000, "limit_request_line": 1000},
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 60000,
+            431,
+        ),
+    ],
+    ids=["line-default", "line-flag", "fields-default", "fields-flag", "size-default", "size-flag", "endless-head"],
+)
+def test_limits(serve, options, request_bytes, expected):
+    with serve(echo, **options) as server:
+        with server.connect() as sock:
+            sock.sendall(request_bytes)
+            response = recv_all(sock)
+        assert status_of(response) == expected
+        assert_still_serving(server)
+
+
+def test_limits_at_the_boundary_pass(serve):
+    with serve(echo, limit_request_line=100, limit_request_fields=5, limit_request_field_size=100) as server:
+        with server.connect() as sock:
+            target = b"/" + b"a" * 99
+            headers = b"Host: x\r\n" + b"X-A: " + b"a" * 95 + b"\r\n" + b"X-B: b\r\n" * 2 + b"Connection: close\r\n"
+            sock.sendall(b"GET " + target + b" HTTP/1.1\r\n" + headers + b"\r\n")
+            assert status_of(recv_all(sock)) == 200
