@@ -103,11 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _env_value(dest: str) -> str | None:
-    names = [prefix + dest.upper() for prefix in ENV_PREFIXES]
-    if dest in EXTRA_ENV:
-        names.append(EXTRA_ENV[dest])
-    for name in names:
+def _env_names(action: argparse.Action) -> list[str]:
+    """FASTSERVE_<FLAG>, then uvicorn's UVICORN_<PARAMETER> (e.g. --header: UVICORN_HEADERS)."""
+    flag = action.option_strings[0].lstrip("-").replace("-", "_").upper()
+    keys = dict.fromkeys([flag, action.dest.upper()])
+    names = [prefix + key for prefix in ENV_PREFIXES for key in keys]
+    if action.dest in EXTRA_ENV:
+        names.append(EXTRA_ENV[action.dest])
+    return names
+
+
+def _env_value(action: argparse.Action) -> str | None:
+    for name in _env_names(action):
         value = os.environ.get(name)
         if value is not None:
             return value
@@ -131,7 +138,7 @@ def apply_environment(parser: argparse.ArgumentParser) -> None:
     for action in parser._actions:
         if not action.option_strings or action.dest in ("help", "version"):
             continue
-        text = _env_value(action.dest)
+        text = _env_value(action)
         if text is None:
             continue
         try:

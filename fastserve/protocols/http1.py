@@ -522,7 +522,6 @@ class RequestCycle:
         head = None
         if not self.head_sent:
             head = self.encode_head(body, more_body)
-            self.head_sent = True
         if self.no_body:
             data = b""
         elif self.chunked:
@@ -535,6 +534,7 @@ class RequestCycle:
             if self.content_length >= 0 and self.bytes_sent > self.content_length:
                 raise ASGIMessageError("Response body longer than its Content-Length")
         if head is not None:
+            self.head_sent = True
             data = head + data if data else head
         if data:
             self.conn.transport.write(data)

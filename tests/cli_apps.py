@@ -1,0 +1,27 @@
+"""Applications for the tests that run fastserve as a separate process."""
+
+import asyncio
+
+from tests.apps import hello
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+    if scope["path"] == "/stream":
+        # The first chunk tells the client the request is in flight.
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"started\n", "more_body": True})
+        await asyncio.sleep(float(scope["query_string"] or b"1"))
+        await send({"type": "http.response.body", "body": b"finished\n"})
+        return
+    await hello(scope, receive, send)
+
+
+async def failing_startup(scope, receive, send):
+    await receive()
+    await send({"type": "lifespan.startup.failed", "message": "cannot reach the database"})

@@ -1,0 +1,277 @@
+"""The command line: flags, environment, exit codes, signals and logging, in real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fastserve import __version__
+from fastserve.cli import apply_environment, build_parser, main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Process:
+    """``python -m fastserve ...`` with its stderr collected line by line."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.lines: list[str] = []
+        self.changed = threading.Condition()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fastserve", *args],
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        threading.Thread(target=self._collect, daemon=True).start()
+
+    def _collect(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self.changed:
+                self.lines.append(line.rstrip("\n"))
+                self.changed.notify_all()
+        with self.changed:
+            self.lines.append("<eof>")
+            self.changed.notify_all()
+
+    def wait_line(self, pattern: str, timeout: float = 10) -> re.Match[str]:
+        with self.changed:
+            seen = 0
+            deadline = time.monotonic() + timeout
+            while True:
+                for line in self.lines[seen:]:
+                    match = re.search(pattern, line)
+                    if match:
+                        return match
+                seen = len(self.lines)
+                if "<eof>" in self.lines or not self.changed.wait(deadline - time.monotonic()):
+                    raise AssertionError(f"no line matching {pattern!r} in {self.lines}")
+
+    def url(self) -> str:
+        return self.wait_line(r"running on (http://\S+)").group(1)
+
+    def finish(self, timeout: float = 10) -> int:
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fastserve", *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+
+
+def test_version():
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert re.fullmatch(
+        rf"fastserve {re.escape(__version__)} \(http: (cython|python)/httptools, loop: uvloop, CPython [\d.]+\)\n",
+        result.stdout,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tests.cli_apps:app", "--port", "abc"], "--port"),
+        (["tests.cli_apps:app", "--loop", "bogus"], "--loop"),
+        (["tests.cli_apps:app", "--limit-request-fields", "0"], "--limit-request-fields"),
+        (["tests.cli_apps:app", "--no-such-flag"], "--no-such-flag"),
+        (["tests.cli_apps:app", "--header", "bad header"], "--header"),
+        (["tests.cli_apps:app", "--workers", "4"], "--workers"),
+        (["no_such_module_abc:app"], 'Could not import module "no_such_module_abc"'),
+        (["tests.cli_apps:missing"], 'Attribute "missing" not found'),
+        (["tests.cli_apps"], "<module>:<attribute>"),
+        ([], "missing the application"),
+    ],
+)
+def test_usage_errors_are_one_line(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_bad_environment_value_is_one_line():
+    result = run_cli("tests.cli_apps:app", env={"FASTSERVE_PORT": "eighty"})
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "--port" in result.stderr
+
+
+def test_port_in_use():
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run_cli("tests.cli_apps:app", "--port", str(port), "--lifespan", "off")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "in use" in lines[0]
+
+
+def test_startup_failure_exits_3():
+    result = run_cli("tests.cli_apps:failing_startup", "--port", "0", "--lifespan", "on")
+    assert result.returncode == 3
+    assert "cannot reach the database" in result.stderr
+
+
+def parse(argv: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict:
+    for name in [name for name in os.environ if name.startswith(("FASTSERVE_", "UVICORN_"))]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    parser = build_parser()
+    apply_environment(parser)
+    return vars(parser.parse_args(["app:app", *argv]))
+
+
+def test_environment_precedence(monkeypatch):
+    assert parse([], {}, monkeypatch)["port"] == 8000
+    assert parse([], {"UVICORN_PORT": "7001"}, monkeypatch)["port"] == 7001
+    assert parse([], {"UVICORN_PORT": "7001", "FASTSERVE_PORT": "7002"}, monkeypatch)["port"] == 7002
+    assert parse(["--port", "7003"], {"FASTSERVE_PORT": "7002"}, monkeypatch)["port"] == 7003
+    options = parse(
+        [],
+        {
+            "UVICORN_ACCESS_LOG": "false",
+            "FASTSERVE_HEADER": "x-a:1 x-b:2",
+            "WEB_CONCURRENCY": "3",
+            "FORWARDED_ALLOW_IPS": "10.0.0.1",
+            "UVICORN_LIMIT_CONCURRENCY": "50",
+            "FASTSERVE_HTTP": "h11",
+        },
+        monkeypatch,
+    )
+    assert options["access_log"] is False
+    assert options["headers"] == ["x-a:1", "x-b:2"]
+    assert options["workers"] == 3 and options["forwarded_allow_ips"] == "10.0.0.1"
+    assert options["limit_concurrency"] == 50 and options["http"] == "h11"
+    assert parse(["--access-log"], {"UVICORN_ACCESS_LOG": "false"}, monkeypatch)["access_log"] is True
+
+
+def test_uvicorn_environment_serves(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    process = Process("tests.cli_apps:app", env={"UVICORN_PORT": str(port), "UVICORN_HTTP": "h11"})
+    try:
+        assert process.url() == f"http://127.0.0.1:{port}"
+        assert httpx.get(f"http://127.0.0.1:{port}/").text == "hello"
+    finally:
+        process.proc.send_signal(signal.SIGINT)
+    assert process.finish() == 0
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+def test_sigterm_lets_the_request_finish(http):
+    process = Process("tests.cli_apps:app", "--port", "0", "--http", http)
+    try:
+        url = process.url()
+        with httpx.stream("GET", url + "/stream?1") as response:
+            chunks = response.iter_bytes()
+            assert next(chunks) == b"started\n"
+            process.proc.send_signal(signal.SIGTERM)
+            rest = b"".join(chunks)
+            assert rest == b"finished\n"
+        assert process.finish() == 0
+        process.wait_line("Application shutdown complete")
+    finally:
+        process.finish(1)
+
+
+def test_second_sigint_forces_exit():
+    process = Process("tests.cli_apps:app", "--port", "0", "--timeout-graceful-shutdown", "60")
+    try:
+        url = process.url()
+        with httpx.stream("GET", url + "/stream?60") as response:
+            assert next(response.iter_bytes()) == b"started\n"
+            process.proc.send_signal(signal.SIGINT)
+            process.wait_line("Shutting down")
+            process.proc.send_signal(signal.SIGINT)
+            assert process.finish(10) == 0
+    finally:
+        process.finish(1)
+
+
+def test_uvicorn_log_config_keeps_working(tmp_path):
+    log_file = tmp_path / "access.log"
+    config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "access": {
+                "()": "uvicorn.logging.AccessFormatter",
+                "fmt": 'ACCESS %(client_addr)s "%(request_line)s" %(status_code)s',
+            },
+            "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "%(levelprefix)s %(message)s"},
+        },
+        "handlers": {
+            "file": {"class": "logging.FileHandler", "filename": str(log_file), "formatter": "access"},
+            "default": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stderr"},
+        },
+        "loggers": {
+            "uvicorn.error": {"handlers": ["default"], "level": "INFO", "propagate": False},
+            "uvicorn.access": {"handlers": ["file"], "level": "INFO", "propagate": False},
+        },
+    }
+    config_path = tmp_path / "log.json"
+    config_path.write_text(json.dumps(config))
+    process = Process("tests.cli_apps:app", "--port", "0", "--log-config", str(config_path))
+    try:
+        url = process.url()
+        httpx.get(url + "/logged?x=1")
+    finally:
+        process.proc.send_signal(signal.SIGINT)
+    assert process.finish() == 0
+    assert re.search(r'ACCESS 127\.0\.0\.1:\d+ "GET /logged\?x=1 HTTP/1\.1" 200', log_file.read_text())
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".ini"])
+def test_log_config_formats(tmp_path, suffix):
+    path = tmp_path / f"log{suffix}"
+    if suffix == ".yaml":
+        path.write_text(
+            "version: 1\ndisable_existing_loggers: false\n"
+            "formatters: {plain: {'()': uvicorn.logging.DefaultFormatter, fmt: 'YAML %(message)s'}}\n"
+            "handlers: {err: {class: logging.StreamHandler, formatter: plain, stream: 'ext://sys.stderr'}}\n"
+            "loggers: {uvicorn.error: {handlers: [err], level: INFO, propagate: false}}\n"
+        )
+        marker = "YAML "
+    else:
+        path.write_text(
+            "[loggers]\nkeys=root,err\n[handlers]\nkeys=err\n[formatters]\nkeys=plain\n"
+            "[logger_root]\nhandlers=\n[logger_err]\nhandlers=err\nqualname=uvicorn.error\npropagate=0\nlevel=INFO\n"
+            "[handler_err]\nclass=StreamHandler\nformatter=plain\nargs=(sys.stderr,)\n"
+            "[formatter_plain]\nclass=uvicorn.logging.DefaultFormatter\nformat=INI %(message)s\n"
+        )
+        marker = "INI "
+    process = Process("tests.cli_apps:app", "--port", "0", "--log-config", str(path))
+    try:
+        process.wait_line(marker + r"Fastserve running on")
+    finally:
+        process.proc.send_signal(signal.SIGINT)
+    assert process.finish() == 0
+
+
+def test_main_returns_exit_codes():
+    assert main(["--version"]) == 0
+    assert main(["tests.cli_apps:app", "--port", "-1"]) == 1
