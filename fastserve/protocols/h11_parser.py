@@ -15,6 +15,11 @@ import h11
 
 from fastserve.protocols.errors import RequestError
 
+# What llhttp accepts as a request target: origin-form, "*", absolute-form, or
+# authority-form (CONNECT); printable ASCII only.
+_TARGET = re.compile(rb"(/|\*\Z|[A-Za-z][A-Za-z0-9+.-]*://|[^/?#]+:[0-9]+\Z)[\x21-\x7e]*\Z")
+# Control bytes h11 lets through in header values and llhttp refuses.
+_VALUE_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # A line end without CR, a CR without LF, or a header line folded onto the next.
 _LAX_LINE = re.compile(rb"(?<!\r)\n|\r(?!\n)|\n[ \t]")
 _CONTENT_LENGTH_VALUE = re.compile(rb"\r\ncontent-length[ \t]*:([^\r]*)", re.IGNORECASE)
@@ -46,6 +51,11 @@ class H11Parser:
         while data:
             connection = self._connection
             if connection.their_state is h11.IDLE:
+                if not self._head:
+                    # Empty lines before a request line are ignored (RFC 9112 2.2).
+                    data = data.lstrip(b"\r\n")
+                    if not data:
+                        return
                 if not self._begun:
                     self._begun = True
                     protocol.on_message_begin()
@@ -63,8 +73,13 @@ class H11Parser:
                 if event_type is h11.Request:
                     self._http_version = event.http_version.decode("ascii")
                     self._method = bytes(event.method)
-                    protocol.on_url(bytes(event.target))
+                    target = bytes(event.target)
+                    if _TARGET.match(target) is None:
+                        raise RequestError(400, "Invalid request target")
+                    protocol.on_url(target)
                     for name, value in event.headers.raw_items():
+                        if _VALUE_CONTROL.search(value):
+                            raise RequestError(400, "Control character in a header value")
                         protocol.on_header(bytes(name), bytes(value))
                     protocol.on_headers_complete()
                 elif event_type is h11.Data:

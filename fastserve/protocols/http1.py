@@ -39,6 +39,12 @@ READ_LOW_WATER = 64 * 1024
 # Parsed requests that may wait behind the one being answered.
 MAX_PIPELINED = 32
 
+# The methods llhttp knows; the h11 parser is held to the same list.
+KNOWN_METHODS = frozenset(
+    "DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE PATCH QUERY COPY LOCK MKCOL MOVE PROPFIND PROPPATCH "
+    "SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE M-SEARCH NOTIFY SUBSCRIBE "
+    "UNSUBSCRIBE PURGE MKCALENDAR LINK UNLINK SOURCE".split()
+)
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 NO_BODY_STATUSES = frozenset({204, 304})
 _STATUS_LINES = {
@@ -208,8 +214,14 @@ class HTTP1Protocol:
         self.in_head = False
         self.deadline = 0.0
         parser = self.parser
+        method = parser.get_method().decode("ascii")
+        if method not in KNOWN_METHODS:
+            raise RequestError(400, "Unknown method")
         version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
+            # llhttp reads a request line without a version as HTTP/0.9.
+            if version == "0.9":
+                raise RequestError(400, "Missing or obsolete HTTP version")
             raise RequestError(505, "HTTP version not supported")
         http11 = version == "1.1"
         if self.host_count > 1 or (http11 and self.host_count == 0):
@@ -222,7 +234,6 @@ class HTTP1Protocol:
             if self.transfer_encoding.strip().lower() != b"chunked":
                 raise RequestError(400, "Unsupported Transfer-Encoding")
 
-        method = parser.get_method().decode("ascii")
         if http11:
             keep_alive = not self.connection_close
         else:
@@ -439,10 +450,11 @@ class RequestCycle:
             self.abort(500)
         else:
             if not self.complete:
-                if not self.started:
-                    error_logger.error("ASGI callable returned without starting a response")
-                else:
-                    error_logger.error("ASGI callable returned without completing the response")
+                # After http.disconnect (client gone, or its body broken) there
+                # is nobody to answer; otherwise returning early is an app bug.
+                if not conn.closed and not self.body_error:
+                    what = "completing" if self.started else "starting"
+                    error_logger.error("ASGI callable returned without %s the response", what)
                 self.abort(500)
         finally:
             conn.state.in_flight -= 1
