@@ -393,3 +393,22 @@ def test_reset_connections_leave_nothing_behind(serve):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             sock.close()  # RST
         wait_for(lambda: not server.state.connections and not server.state.tasks and server.state.in_flight == 0)
+
+
+def test_broken_body_of_a_pipelined_request(serve):
+    release = threading.Event()
+
+    async def app(scope, receive, send):
+        if scope["path"] == "/first":
+            await asyncio.get_running_loop().run_in_executor(None, release.wait, 5)
+        await echo(scope, receive, send)
+
+    with serve(app) as server, server.connect() as sock:
+        sock.sendall(
+            b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"POST /second HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n"
+        )
+        release.set()
+        response = recv_all(sock)
+    assert response.startswith(b"HTTP/1.1 200 OK") and response.count(b"HTTP/1.1 ") == 2
+    assert b"HTTP/1.1 400 Bad Request" in response

@@ -357,6 +357,13 @@ class HTTP1Protocol:
             cycle.keep_alive = False
             cycle.wake()
         else:
+            # A later, pipelined request is broken: answer those before it, then
+            # the error. If its head was parsed, it is dropped, never started.
+            broken = self.parsing
+            if broken is not None:
+                self.pipeline.remove(broken)
+                self.buffered -= broken.body_size
+                self.parsing = None
             self.pending_error = status
 
     def check_deadline(self, now):
@@ -477,7 +484,7 @@ class RequestCycle:
         conn = self.conn
         if self.expect_continue:
             self.expect_continue = False
-            if not self.started and not conn.closed:
+            if not self.started and not self.body_complete and not conn.closed:
                 conn.transport.write(CONTINUE_RESPONSE)
         while True:
             if self.body_error or conn.closed or self.complete:
