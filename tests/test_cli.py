@@ -275,3 +275,25 @@ def test_log_config_formats(tmp_path, suffix):
 def test_main_returns_exit_codes():
     assert main(["--version"]) == 0
     assert main(["tests.cli_apps:app", "--port", "-1"]) == 1
+
+
+def test_run_api_and_log_level(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    script = f"import fastserve; fastserve.run('tests.cli_apps:app', port={port}, log_level='warning')"
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/")
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline and proc.poll() is None, "server did not start"
+                time.sleep(0.05)
+        assert response.text == "hello"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert "running on" not in stderr  # an INFO line, hidden at --log-level warning

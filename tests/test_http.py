@@ -412,3 +412,50 @@ def test_broken_body_of_a_pipelined_request(serve):
         response = recv_all(sock)
     assert response.startswith(b"HTTP/1.1 200 OK") and response.count(b"HTTP/1.1 ") == 2
     assert b"HTTP/1.1 400 Bad Request" in response
+
+
+def test_client_that_does_not_read_pauses_the_app(serve):
+    sent = []
+    chunk = b"x" * 65536
+    total_chunks = 2000  # 125 MiB: far more than socket buffers hold
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            for _ in range(total_chunks):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                sent.append(1)
+        except OSError:
+            return
+
+    with serve(app) as server, server.connect() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_for(lambda: any(conn.write_paused for conn in list(server.state.connections)))
+        assert len(sent) < total_chunks // 4
+        paused_at = len(sent)
+        sock.recv(65536)  # reading a little does not release the whole stream
+        assert len(sent) < paused_at + total_chunks // 4
+
+
+def test_absolute_form_target(serve):
+    with serve(scope_app) as server, server.connect() as sock:
+        sock.sendall(b"GET http://example.com/a/b?c=d HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        scope = json.loads(read_response(sock)[2])
+    assert (scope["path"], scope["query_string"]) == ("/a/b", "c=d")
+
+
+def test_date_header_is_refreshed_by_the_tick():
+    import asyncio as aio
+
+    from fastserve.state import ServerState
+
+    async def main():
+        state = ServerState(app=hello, loop=aio.get_running_loop(), parser_factory=None)
+        first = state.default_headers
+        assert state.default_headers is first  # cached: the same object between ticks
+        state._date_line = b""
+        state.tick(state.now + 1)
+        assert b"date: " in state.default_headers and state.default_headers is not first
+
+    aio.run(main())

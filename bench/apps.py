@@ -1,0 +1,26 @@
+"""The applications every server is benchmarked with (identical for all peers)."""
+
+BODY = b"Hello, world!"
+HEADERS = [(b"content-type", b"text/plain"), (b"content-length", b"13")]
+
+
+async def plaintext(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+    await send({"type": "http.response.body", "body": BODY})
+
+
+async def counting_upload(scope, receive, send):
+    """Reads the whole body and answers with its length."""
+    if scope["type"] != "http":
+        return
+    size = 0
+    more_body = True
+    while more_body:
+        message = await receive()
+        size += len(message.get("body", b""))
+        more_body = message.get("more_body", False)
+    body = b"%d" % size
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(body))]})
+    await send({"type": "http.response.body", "body": body})
