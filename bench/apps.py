@@ -24,3 +24,19 @@ async def counting_upload(scope, receive, send):
     body = b"%d" % size
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(body))]})
     await send({"type": "http.response.body", "body": body})
+
+
+DOWNLOAD_CHUNK = b"d" * 65536
+DOWNLOAD_CHUNKS = 1024  # 64 MiB
+
+
+async def download(scope, receive, send):
+    """64 MiB streamed in 64 KiB chunks, without a content-length."""
+    if scope["type"] != "http":
+        return
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]}
+    )
+    for _ in range(DOWNLOAD_CHUNKS - 1):
+        await send({"type": "http.response.body", "body": DOWNLOAD_CHUNK, "more_body": True})
+    await send({"type": "http.response.body", "body": DOWNLOAD_CHUNK})

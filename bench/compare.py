@@ -1,25 +1,34 @@
-"""Side-by-side throughput of fastserve and its peers, measured in one run.
+"""Side-by-side benchmarks of fastserve and its peers, measured in one run.
 
-Each server runs pinned to one CPU (taskset), the load generator (wrk) to
-another; after a warm-up, the servers are alternated over several rounds and
-the median of each figure is reported, with its ratio to uvicorn. The server's
-own CPU seconds per request (from /proc/PID/stat) are reported too: that figure
-stays meaningful when the load generator is the bottleneck.
+Every server runs pinned to one CPU (taskset) and the load generator to the
+other. For each scenario the servers are started with the same application,
+warmed up, then alternated over several rounds; medians are reported with the
+ratio to uvicorn (httptools + uvloop). The server's own CPU time per request
+(utime + stime from /proc/PID/stat) is reported too: it stays meaningful when
+the load generator is the bottleneck.
 
-    python bench/compare.py [--rounds 5] [--duration 5] [--servers fastserve,uvicorn]
+    python bench/compare.py                       # everything (about 15 minutes)
+    python bench/compare.py --quick               # a smoke run of everything
+    python bench/compare.py --scenarios plaintext,pipelined --servers fastserve,uvicorn
+    python bench/compare.py --plot bench/ratios.png
+
+Needs wrk (apt-get install wrk) and the peers (pip install -e '.[bench]').
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,25 +37,101 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVER_CPU = "0"
 LOAD_CPU = "1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+MIB = 1024 * 1024
+
+PIPELINE_LUA = """
+init = function(args)
+  local batch = {}
+  for i = 1, 16 do batch[i] = wrk.format(nil, "/") end
+  pipelined = table.concat(batch)
+end
+request = function() return pipelined end
+"""
+UPLOAD_LUA = """
+wrk.method = "POST"
+wrk.body = string.rep("u", 1048576)
+wrk.headers["Content-Type"] = "application/octet-stream"
+"""
 
 
-def server_commands(port: int) -> dict[str, list[str]]:
+def server_command(name: str, app: str, port: int) -> list[str]:
+    """How each server is started; the same command lines are quoted in bench/README.md."""
     python = sys.executable
-    app = "bench.apps:plaintext"
-    common = ["--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]
-    return {
-        "fastserve": [python, "-m", "fastserve", app, *common],
-        "fastserve (h11)": [python, "-m", "fastserve", app, *common, "--http", "h11"],
-        "uvicorn": [python, "-m", "uvicorn", app, *common, "--http", "httptools", "--loop", "uvloop"],
-        "uvicorn (h11)": [python, "-m", "uvicorn", app, *common, "--http", "h11", "--loop", "uvloop"],
+    bind = ["--host", "127.0.0.1", "--port", str(port)]
+    quiet = ["--no-access-log", "--log-level", "warning"]
+    commands = {
+        "fastserve": [python, "-m", "fastserve", app, *bind, *quiet],
+        "uvicorn": [python, "-m", "uvicorn", app, *bind, *quiet, "--http", "httptools", "--loop", "uvloop"],
+        "uvicorn-h11": [python, "-m", "uvicorn", app, *bind, *quiet, "--http", "h11", "--loop", "uvloop"],
+        "granian": [
+            python,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            *bind,
+            "--workers",
+            "1",
+            "--runtime-threads",
+            "1",
+            "--loop",
+            "uvloop",
+            "--log-level",
+            "warning",
+            app,
+        ],
+        "hypercorn": [
+            python,
+            "-m",
+            "hypercorn",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            "1",
+            "-k",
+            "uvloop",
+            "--log-level",
+            "warning",
+            app,
+        ],
     }
+    return commands[name]
 
 
 @dataclass
-class Result:
-    requests_per_second: list[float] = field(default_factory=list)
+class Scenario:
+    name: str
+    app: str
+    unit: str  # what the headline figure counts
+    connections: int = 64
+    lua: str | None = None
+    headers: tuple[str, ...] = ()
+    scale: float = 1.0  # headline = requests/s × scale
+
+
+SCENARIOS = {
+    "plaintext": Scenario("plaintext", "bench.apps:plaintext", "req/s"),
+    "pipelined": Scenario("pipelined", "bench.apps:plaintext", "req/s", lua=PIPELINE_LUA),
+    "json-starlette": Scenario("json-starlette", "bench.json_starlette:app", "req/s"),
+    "json-fastapi": Scenario("json-fastapi", "bench.json_fastapi:app", "req/s"),
+    "upload": Scenario("upload", "bench.apps:counting_upload", "MB/s", connections=16, lua=UPLOAD_LUA, scale=1.048576),
+    "download": Scenario("download", "bench.apps:download", "MB/s", connections=4, scale=64 * 1.048576),
+    "churn": Scenario("churn", "bench.apps:plaintext", "conn/s", connections=16, headers=("Connection: close",)),
+    "latency": Scenario("latency", "bench.apps:plaintext", "p50 ms", connections=16),
+    "idle-memory": Scenario("idle-memory", "bench.apps:plaintext", "KiB/conn"),
+}
+LOWER_IS_BETTER = {"p50 ms", "KiB/conn"}
+
+
+@dataclass
+class Figures:
+    headline: list[float] = field(default_factory=list)
     p99_ms: list[float] = field(default_factory=list)
-    cpu_us_per_request: list[float] = field(default_factory=list)
+    server_cpu: list[float] = field(default_factory=list)
+
+    def median(self, values: list[float]) -> float:
+        return statistics.median(values) if values else float("nan")
 
 
 def free_port() -> int:
@@ -55,9 +140,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_listening(port: int, timeout: float = 15.0) -> None:
+def wait_listening(port: int, process: subprocess.Popen | None = None, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server exited with status {process.returncode}: {process.args}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return
@@ -66,93 +153,220 @@ def wait_listening(port: int, timeout: float = 15.0) -> None:
     raise RuntimeError(f"nothing listening on port {port}")
 
 
+def process_tree(pid: int) -> list[int]:
+    """The server and its children (granian and hypercorn serve from a child)."""
+    pids = [pid]
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        pids.extend(process_tree(int(child)))
+    return pids
+
+
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+    total = 0
+    for each in process_tree(pid):
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / CLOCK_TICKS
 
 
-def parse_duration_ms(text: str) -> float:
+def rss_kib(pid: int) -> int:
+    return sum(int(Path(f"/proc/{each}/statm").read_text().split()[1]) * PAGE_KIB for each in process_tree(pid))
+
+
+def parse_ms(text: str) -> float:
     value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run_wrk(port: int, duration: float, connections: int) -> tuple[float, float, int]:
-    output = subprocess.run(
-        [
-            "taskset",
-            "-c",
-            LOAD_CPU,
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{max(1, round(duration))}s",
-            "--latency",
-            f"http://127.0.0.1:{port}/",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+def run_wrk(scenario: Scenario, port: int, duration: float, lua_dir: Path) -> tuple[float, float, float, int]:
+    """requests/s, p50 ms, p99 ms, requests."""
+    command = [
+        "taskset",
+        "-c",
+        LOAD_CPU,
+        "wrk",
+        "-t1",
+        f"-c{scenario.connections}",
+        f"-d{max(1, round(duration))}s",
+        "--latency",
+    ]
+    for header in scenario.headers:
+        command += ["-H", header]
+    if scenario.lua:
+        script = lua_dir / f"{scenario.name}.lua"
+        script.write_text(scenario.lua)
+        command += ["-s", str(script)]
+    output = subprocess.run([*command, f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in output:
+        raise RuntimeError(f"wrk saw error responses:\n{output}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    p99 = parse_duration_ms(re.search(r"\s99%\s+(\S+)", output).group(1))
+    p50 = parse_ms(re.search(r"\s50%\s+(\S+)", output).group(1))
+    p99 = parse_ms(re.search(r"\s99%\s+(\S+)", output).group(1))
     total = int(re.search(r"(\d+) requests in", output).group(1))
-    if "Non-2xx" in output or "Socket errors" in output:
-        raise RuntimeError(f"wrk saw errors:\n{output}")
-    return rps, p99, total
+    return rps, p50, p99, total
+
+
+async def hold_idle_connections(port: int, count: int) -> list[asyncio.StreamWriter]:
+    writers = []
+    for _ in range(count):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+        await reader.readuntil(b"Hello, world!")
+        writers.append(writer)
+    return writers
+
+
+def measure_idle_memory(pid: int, port: int, count: int) -> float:
+    async def run() -> float:
+        warm = await hold_idle_connections(port, 50)
+        time.sleep(0.5)
+        before = rss_kib(pid)
+        held = await hold_idle_connections(port, count)
+        time.sleep(0.5)
+        after = rss_kib(pid)
+        for writer in warm + held:
+            writer.close()
+        return (after - before) / count
+
+    return asyncio.run(run())
+
+
+class Running:
+    def __init__(self, name: str, app: str) -> None:
+        self.port = free_port()
+        command = ["taskset", "-c", SERVER_CPU, *server_command(name, app, self.port)]
+        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
+        wait_listening(self.port, self.process)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def run_scenario(scenario: Scenario, names: list[str], args: argparse.Namespace, lua_dir: Path) -> dict[str, Figures]:
+    figures = {name: Figures() for name in names}
+    servers: dict[str, Running] = {}
+    try:
+        for name in names:
+            servers[name] = Running(name, scenario.app)
+        if scenario.name == "idle-memory":
+            for name in names:
+                figures[name].headline.append(
+                    measure_idle_memory(servers[name].process.pid, servers[name].port, args.idle_connections)
+                )
+            return figures
+        for name in names:
+            run_wrk(scenario, servers[name].port, args.warmup, lua_dir)
+        for _ in range(args.rounds):
+            for name in names:  # alternated: every round visits every server
+                running = servers[name]
+                before = cpu_seconds(running.process.pid)
+                rps, p50, p99, total = run_wrk(scenario, running.port, args.duration, lua_dir)
+                used = cpu_seconds(running.process.pid) - before
+                result = figures[name]
+                result.headline.append(p50 if scenario.unit == "p50 ms" else rps * scenario.scale)
+                result.p99_ms.append(p99)
+                if scenario.unit == "MB/s":  # CPU seconds per GB moved
+                    result.server_cpu.append(used / (total * scenario.scale / 1000))
+                else:
+                    result.server_cpu.append(used / max(total, 1) * 1e6)
+    finally:
+        for running in servers.values():
+            running.stop()
+    return figures
+
+
+def ratio(value: float, base: float) -> float:
+    if not base or base != base:
+        return float("nan")
+    return value / base
+
+
+def print_table(results: dict[str, dict[str, Figures]], names: list[str]) -> None:
+    print("| scenario | server | figure | ratio to uvicorn | p99 ms | server CPU | CPU ratio |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for scenario_name, figures in results.items():
+        unit = SCENARIOS[scenario_name].unit
+        base = figures.get("uvicorn")
+        for name in names:
+            figure = figures[name]
+            value = figure.median(figure.headline)
+            cpu = figure.median(figure.server_cpu)
+            base_value = base.median(base.headline) if base else float("nan")
+            base_cpu = base.median(base.server_cpu) if base else float("nan")
+            p99 = figure.median(figure.p99_ms)
+            cpu_unit = "s/GB" if unit == "MB/s" else "µs/req"
+            print(
+                f"| {scenario_name} | {name} | {value:,.1f} {unit} | {ratio(value, base_value):.2f}× | "
+                f"{p99:.2f} | {cpu:.2f} {cpu_unit} | {ratio(cpu, base_cpu):.2f}× |"
+            )
+
+
+def plot(results: dict[str, dict[str, Figures]], names: list[str], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scenarios = [name for name in results if "uvicorn" in results[name]]
+    figure, axes = plt.subplots(figsize=(max(6, 1.6 * len(scenarios)), 4.5))
+    width = 0.8 / len(names)
+    for index, name in enumerate(names):
+        values = []
+        for scenario in scenarios:
+            figures = results[scenario]
+            value = figures[name].median(figures[name].headline)
+            base = figures["uvicorn"].median(figures["uvicorn"].headline)
+            better = base / value if SCENARIOS[scenario].unit in LOWER_IS_BETTER else value / base
+            values.append(better)
+        axes.bar([x + index * width for x in range(len(scenarios))], values, width, label=name)
+    axes.axhline(1.0, color="black", linewidth=0.8)
+    axes.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(scenarios))], scenarios, rotation=20)
+    axes.set_ylabel("× uvicorn (higher is better)")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    print(f"chart written to {path}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--servers", default="fastserve,uvicorn,uvicorn (h11),fastserve (h11)")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--servers", default="fastserve,uvicorn,uvicorn-h11,granian,hypercorn")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--idle-connections", type=int, default=5000)
+    parser.add_argument("--quick", action="store_true", help="everything, briefly: a smoke check")
+    parser.add_argument("--plot", metavar="PNG", help="also write a bar chart of the ratios")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.duration, args.warmup, args.idle_connections = 1, 1, 1, 200
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.idle_connections)), hard))
 
     names = [name.strip() for name in args.servers.split(",")]
-    processes: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
-    results = {name: Result() for name in names}
-    try:
-        for name in names:
-            port = free_port()
-            command = ["taskset", "-c", SERVER_CPU, *server_commands(port)[name]]
-            processes[name] = (subprocess.Popen(command, cwd=ROOT), port)
-            wait_listening(port)
-            run_wrk(port, args.warmup, args.connections)
-        for _ in range(args.rounds):
-            for name in names:
-                process, port = processes[name]
-                before = cpu_seconds(process.pid)
-                rps, p99, total = run_wrk(port, args.duration, args.connections)
-                used = cpu_seconds(process.pid) - before
-                result = results[name]
-                result.requests_per_second.append(rps)
-                result.p99_ms.append(p99)
-                result.cpu_us_per_request.append(used / total * 1e6)
-    finally:
-        for process, _ in processes.values():
-            process.send_signal(signal.SIGINT)
-        for process, _ in processes.values():
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-    base = results.get("uvicorn")
-    print(f"\nplaintext: wrk -t1 -c{args.connections} -d{args.duration}s, {args.rounds} rounds, medians\n")
-    print("| server | req/s | ratio | p99 ms | server CPU µs/req | CPU ratio |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for name in names:
-        result = results[name]
-        rps = statistics.median(result.requests_per_second)
-        cpu = statistics.median(result.cpu_us_per_request)
-        p99 = statistics.median(result.p99_ms)
-        ratio = rps / statistics.median(base.requests_per_second) if base else float("nan")
-        cpu_ratio = cpu / statistics.median(base.cpu_us_per_request) if base else float("nan")
-        print(f"| {name} | {rps:,.0f} | {ratio:.2f}× | {p99:.2f} | {cpu:.1f} | {cpu_ratio:.2f}× |")
+    unknown = [name for name in args.scenarios.split(",") if name not in SCENARIOS]
+    if unknown:
+        sys.exit(f"unknown scenarios: {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+    results = {}
+    with tempfile.TemporaryDirectory() as lua_dir:
+        for scenario_name in args.scenarios.split(","):
+            print(f"running {scenario_name} ...", file=sys.stderr)
+            results[scenario_name] = run_scenario(SCENARIOS[scenario_name], names, args, Path(lua_dir))
+    print(
+        f"\n{args.rounds} round(s) of {args.duration:g} s per server and scenario, medians; "
+        f"server on CPU {SERVER_CPU}, wrk on CPU {LOAD_CPU}\n"
+    )
+    print_table(results, names)
+    if args.plot:
+        plot(results, names, args.plot)
 
 
 if __name__ == "__main__":

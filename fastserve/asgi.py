@@ -11,6 +11,9 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from fastserve.errors import ASGIMessageError as ASGIMessageError
+from fastserve.errors import ClientDisconnected as ClientDisconnected
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -24,14 +27,6 @@ ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 _HEADER_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _HEADER_VALUE_FORBIDDEN = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _NON_PRINTABLE = re.compile(rb"[^\x20-\x7e]")
-
-
-class ClientDisconnected(OSError):
-    """Raised by send() once the client has gone (ASGI HTTP spec 2.4)."""
-
-
-class ASGIMessageError(RuntimeError):
-    """The application sent a message that breaks the ASGI contract."""
 
 
 def build_scope_template(

@@ -58,6 +58,7 @@ cdef class RequestCycle:
     cdef public bint body_delivered
     cdef public int body_error
     cdef public object waiter
+    cdef public object task
     cdef public bint started
     cdef public bint head_sent
     cdef public bint complete

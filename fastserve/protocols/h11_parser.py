@@ -13,7 +13,7 @@ from typing import Any
 
 import h11
 
-from fastserve.protocols.errors import RequestError
+from fastserve.errors import RequestError
 
 # What llhttp accepts as a request target: origin-form, "*", absolute-form, or
 # authority-form (CONNECT); printable ASCII only.

@@ -1,0 +1,147 @@
+"""The HTTP/1.1 protocol driven in-process through a fake transport: bytes in,
+app, bytes out, no sockets. Each benchmark round serves a batch of requests on
+one connection; pytest-benchmark's "ops" is batches per second, and
+requests/s = ops × the batch size printed in the name.
+
+    pytest bench/ --benchmark-only [--benchmark-group-by=func]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import pytest
+
+from bench.apps import counting_upload, plaintext
+from fastserve.asgi import build_scope_template, split_target
+from fastserve.protocols import HTTP1Protocol, compiled_http1, parser_factory, python_http1
+from fastserve.state import ServerState
+
+BATCH = 100
+GET = b"GET /plaintext?x=1 HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
+BODY_64K = b"x" * 65536
+POST_64K = b"POST /upload HTTP/1.1\r\nHost: bench\r\nContent-Length: 65536\r\n\r\n" + BODY_64K
+CHUNKED_UPLOAD = (
+    b"POST /upload HTTP/1.1\r\nHost: bench\r\nTransfer-Encoding: chunked\r\n\r\n"
+    + b"".join(b"1000\r\n" + b"y" * 4096 + b"\r\n" for _ in range(16))
+    + b"0\r\n\r\n"
+)
+
+IMPLEMENTATIONS = [("cython", "httptools"), ("cython", "h11"), ("python", "httptools"), ("python", "h11")]
+
+
+class NullTransport:
+    def __init__(self) -> None:
+        self.responses = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.responses += data.count(b"HTTP/1.1 ")
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str) -> Any:
+        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 80)}.get(name)
+
+
+class Driver:
+    """One connection on a private event loop, fed request bytes batch by batch."""
+
+    def __init__(self, implementation: str, http: str, app: Any) -> None:
+        module = compiled_http1 if implementation == "cython" else python_http1
+        if module is None:
+            pytest.skip("the compiled protocol is not built")
+        self.loop = asyncio.new_event_loop()
+        self.state = ServerState(app=app, loop=self.loop, parser_factory=parser_factory(http), access_log=False)
+        self.protocol = module.HTTP1Protocol(self.state)
+        self.transport = NullTransport()
+        self.protocol.connection_made(self.transport)
+
+    def serve(self, chunks: list[bytes], expected: int) -> None:
+        transport = self.transport
+        target = transport.responses + expected
+
+        async def feed() -> None:
+            for chunk in chunks:
+                self.protocol.data_received(chunk)
+                await asyncio.sleep(0)
+            while transport.responses < target:
+                await asyncio.sleep(0)
+
+        self.loop.run_until_complete(feed())
+
+    def close(self) -> None:
+        self.protocol.connection_lost(None)
+        self.loop.run_until_complete(asyncio.sleep(0))
+        self.loop.close()
+
+
+@pytest.fixture(params=IMPLEMENTATIONS, ids=["/".join(pair) for pair in IMPLEMENTATIONS])
+def implementation(request: pytest.FixtureRequest) -> tuple[str, str]:
+    return request.param
+
+
+def run_scenario(benchmark: Any, implementation: tuple[str, str], app: Any, chunks: list[bytes], count: int) -> None:
+    driver = Driver(*implementation, app)
+    try:
+        benchmark.extra_info["requests_per_round"] = count
+        benchmark(driver.serve, chunks, count)
+    finally:
+        driver.close()
+
+
+def test_simple_get_x100(benchmark, implementation):
+    """Keep-alive sequence: 100 GETs, each in its own read."""
+    run_scenario(benchmark, implementation, plaintext, [GET] * BATCH, BATCH)
+
+
+def test_pipelined_16_x100(benchmark, implementation):
+    """Pipelined batches of 16 requests in one read."""
+    run_scenario(benchmark, implementation, plaintext, [GET * 16] * (BATCH // 16), (BATCH // 16) * 16)
+
+
+def test_post_64k_x10(benchmark, implementation):
+    """POST with a 64 KiB body, read fully by the app."""
+    run_scenario(benchmark, implementation, counting_upload, [POST_64K] * 10, 10)
+
+
+def test_chunked_upload_x10(benchmark, implementation):
+    """Chunked upload of 16 × 4 KiB."""
+    run_scenario(benchmark, implementation, counting_upload, [CHUNKED_UPLOAD] * 10, 10)
+
+
+def test_response_head_encoding(benchmark):
+    """Start and end one response on a parsed request: validation plus head encoding."""
+    driver = Driver("cython" if compiled_http1 else "python", "httptools", plaintext)
+    try:
+        benchmark(driver.serve, [GET], 1)
+    finally:
+        driver.close()
+
+
+def test_scope_building(benchmark):
+    template = build_scope_template("http", ("127.0.0.1", 80), ("127.0.0.1", 5000), "")
+
+    def build() -> dict[str, Any]:
+        raw_path, query = split_target(b"/plaintext?x=1")
+        scope = template.copy()
+        scope.update(method="GET", path=raw_path.decode(), raw_path=raw_path, query_string=query, state={})
+        return scope
+
+    benchmark(build)
+
+
+def pytest_report_header() -> str:
+    return f"fastserve bench, FASTSERVE_NO_EXTENSIONS={os.environ.get('FASTSERVE_NO_EXTENSIONS', '')}"
+
+
+__all__ = ["HTTP1Protocol"]

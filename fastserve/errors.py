@@ -1,0 +1,22 @@
+"""Exceptions shared by the protocols, the ASGI helpers and applications.
+
+They live outside the modules that are compiled, so that the compiled and the
+pure-Python twins raise and catch one class.
+"""
+
+
+class RequestError(Exception):
+    """A request the server refuses, with the status that says why."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class ClientDisconnected(OSError):
+    """Raised by send() once the client has gone (ASGI HTTP spec 2.4)."""
+
+
+class ASGIMessageError(RuntimeError):
+    """The application sent a message that breaks the ASGI contract."""
