@@ -23,6 +23,7 @@ class FakeTransport:
 
     def __init__(self) -> None:
         self.written = bytearray()
+        self.writes = 0
         self.reading = True
         self.closed = False
         self.protocol: Any = None
@@ -30,6 +31,7 @@ class FakeTransport:
     def write(self, data: bytes) -> None:
         assert not self.closed
         self.written += data
+        self.writes += 1
 
     def close(self) -> None:
         if not self.closed:
@@ -267,3 +269,13 @@ def test_graceful_shutdown_is_bounded(serve):
         assert not server.thread.is_alive()
         response = recv_all(sock)
         assert response == b"" or response.startswith(b"HTTP/1.1 500")
+
+
+def test_a_pipelined_batch_leaves_in_one_write(http):
+    async def main():
+        protocol, transport, _ = connect(hello, http)
+        protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 16)
+        await until(lambda: transport.written.count(b"HTTP/1.1 200") == 16)
+        assert transport.writes == 1
+
+    run(main())

@@ -459,3 +459,19 @@ def test_date_header_is_refreshed_by_the_tick():
         assert b"date: " in state.default_headers and state.default_headers is not first
 
     aio.run(main())
+
+
+def test_held_pipelined_answer_is_not_delayed_by_a_slow_next_request(serve):
+    release = threading.Event()
+
+    async def app(scope, receive, send):
+        if scope["path"] == "/slow":
+            await asyncio.get_running_loop().run_in_executor(None, release.wait, 10)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    with serve(app) as server, server.connect() as sock:
+        sock.sendall(b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\nGET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock, timeout=5)[2] == b"/fast"  # while /slow is still waiting
+        release.set()
+        assert read_response(sock)[2] == b"/slow"

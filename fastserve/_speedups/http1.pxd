@@ -21,6 +21,9 @@ cdef class HTTP1Protocol:
     cdef public Py_ssize_t buffered
     cdef public double deadline
     cdef public int pending_error
+    cdef public list held_output
+    cdef public Py_ssize_t held_size
+    cdef public object flush_handle
     cdef public bint in_head
     cdef public Py_ssize_t head_bytes
     cdef public bytes url
@@ -43,6 +46,9 @@ cdef class HTTP1Protocol:
     cpdef shutdown(self)
     cpdef close(self)
     cpdef send_error(self, int status)
+    cpdef write(self, data)
+    cpdef hold(self, data)
+    cpdef flush(self)
 
 
 cdef class RequestCycle:
@@ -59,6 +65,7 @@ cdef class RequestCycle:
     cdef public int body_error
     cdef public object waiter
     cdef public object task
+    cdef public bint running
     cdef public bint started
     cdef public bint head_sent
     cdef public bint complete

@@ -36,6 +36,8 @@ READ_HIGH_WATER = 256 * 1024
 READ_LOW_WATER = 64 * 1024
 # Parsed requests that may wait behind the one being answered.
 MAX_PIPELINED = 32
+# Answers to pipelined requests held back to leave in one write, at most this much.
+MAX_HELD_OUTPUT = 64 * 1024
 
 # The methods llhttp knows; the h11 parser is held to the same list.
 KNOWN_METHODS = frozenset(
@@ -86,6 +88,9 @@ class HTTP1Protocol:
         self.buffered = 0
         self.deadline = 0.0
         self.pending_error = 0
+        self.held_output = []
+        self.held_size = 0
+        self.flush_handle = None
         self.reset_request_head()
 
     def reset_request_head(self):
@@ -123,6 +128,10 @@ class HTTP1Protocol:
         self.parser = None
         self.state.connections.discard(self)
         self.pipeline.clear()
+        self.held_output = []
+        if self.flush_handle is not None:
+            self.flush_handle.cancel()
+            self.flush_handle = None
         cycle = self.cycle
         if cycle is not None:
             cycle.wake()
@@ -387,14 +396,57 @@ class HTTP1Protocol:
     def close(self):
         if not self.closed:
             self.parser = None
+            self.flush()
             self.transport.close()
+
+    # Output ---------------------------------------------------------------
+    # Every write goes through write(), so that responses held back while a
+    # batch of pipelined requests is answered still leave in order.
+
+    def write(self, data):
+        if self.held_output:
+            self.held_output.append(data)
+            self.flush()
+        else:
+            self.transport.write(data)
+
+    def hold(self, data):
+        """Keep a finished response while the next pipelined request is answered.
+
+        A batch of pipelined requests whose apps finish without waiting leaves
+        in one write instead of one per response; the wait is bounded by one
+        loop iteration after an app really waits, and by MAX_HELD_OUTPUT.
+        """
+        self.held_output.append(data)
+        self.held_size += len(data)
+        if self.held_size > MAX_HELD_OUTPUT:
+            self.flush()
+        elif self.flush_handle is None:
+            self.flush_handle = self.state.loop.call_soon(self.flush_when_idle)
+
+    def flush_when_idle(self):
+        self.flush_handle = None
+        cycle = self.cycle
+        if self.held_output and cycle is not None and not cycle.running and not self.closed:
+            # The next app has not had its first step yet: let it run first.
+            self.flush_handle = self.state.loop.call_soon(self.flush_when_idle)
+        else:
+            self.flush()
+
+    def flush(self):
+        if self.held_output:
+            data = b"".join(self.held_output)
+            self.held_output = []
+            self.held_size = 0
+            if not self.closed:
+                self.transport.write(data)
 
     def send_error(self, status):
         """Answer with a short plain-text error and close the connection."""
         if self.closed:
             return
         phrase = HTTPStatus(status).phrase.encode("ascii")
-        self.transport.write(
+        self.write(
             b"".join(
                 (
                     status_line(status),
@@ -426,6 +478,7 @@ class RequestCycle:
         self.body_error = 0
         self.waiter = None
         self.task = None
+        self.running = False
         self.started = False
         self.head_sent = False
         self.complete = False
@@ -443,6 +496,7 @@ class RequestCycle:
 
     async def run(self, app):
         conn = self.conn
+        self.running = True
         try:
             await app(self.scope, self.receive, self.send)
         except asyncio.CancelledError:
@@ -488,7 +542,7 @@ class RequestCycle:
         if self.expect_continue:
             self.expect_continue = False
             if not self.started and not self.body_complete and not conn.closed:
-                conn.transport.write(CONTINUE_RESPONSE)
+                conn.write(CONTINUE_RESPONSE)
         while True:
             if self.body_error or conn.closed or self.complete:
                 return {"type": "http.disconnect"}
@@ -559,7 +613,11 @@ class RequestCycle:
             self.head_sent = True
             data = head + data if data else head
         if data:
-            self.conn.transport.write(data)
+            conn = self.conn
+            if not more_body and conn.pipeline:
+                conn.hold(data)
+            else:
+                conn.write(data)
         if not more_body:
             self.finish()
 
