@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
@@ -54,6 +55,8 @@ class ServerState:
         self.tasks: set[asyncio.Task[None]] = set()
         self.in_flight = 0
         self.shutting_down = False
+        # Every request runs in a copy of this: the context the server started in.
+        self.context = contextvars.copy_context()
         self.now = loop.time()
 
         extra_headers = extra_headers or []

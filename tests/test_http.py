@@ -475,3 +475,22 @@ def test_held_pipelined_answer_is_not_delayed_by_a_slow_next_request(serve):
         assert read_response(sock, timeout=5)[2] == b"/fast"  # while /slow is still waiting
         release.set()
         assert read_response(sock)[2] == b"/slow"
+
+
+def test_pipelined_requests_do_not_share_context(serve):
+    import contextvars
+
+    var = contextvars.ContextVar("pipelined_var", default="unset")
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append(var.get())
+        var.set(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    with serve(app) as server, server.connect() as sock:
+        sock.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+        for _ in range(3):
+            read_response(sock)
+    assert seen == ["unset", "unset", "unset"]

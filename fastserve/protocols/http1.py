@@ -322,9 +322,11 @@ class HTTP1Protocol:
             self.send_error(503)
             return
         state.in_flight += 1
-        # The cycle removes its task from state.tasks itself when the app
-        # returns: cheaper than a done callback, which costs a loop iteration.
-        cycle.task = state.loop.create_task(cycle.run(state.app))
+        # Each request runs in a fresh copy of the server's context, never in a
+        # copy of the request before it (a pipelined request starts from there).
+        # The cycle takes its task out of state.tasks when the app returns:
+        # cheaper than a done callback, which costs a loop iteration.
+        cycle.task = state.loop.create_task(cycle.run(state.app), context=state.context.copy())
         state.tasks.add(cycle.task)
 
     def cycle_done(self, cycle):
