@@ -40,6 +40,9 @@ class NullTransport:
     def write(self, data: bytes) -> None:
         self.responses += data.count(b"HTTP/1.1 ")
 
+    def writelines(self, parts: list[bytes]) -> None:
+        self.write(b"".join(parts))
+
     def close(self) -> None:
         self.closed = True
 

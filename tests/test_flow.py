@@ -33,6 +33,9 @@ class FakeTransport:
         self.written += data
         self.writes += 1
 
+    def writelines(self, parts: list[bytes]) -> None:
+        self.write(b"".join(parts))
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True

@@ -494,3 +494,21 @@ def test_pipelined_requests_do_not_share_context(serve):
         for _ in range(3):
             read_response(sock)
     assert seen == ["unset", "unset", "unset"]
+
+
+@pytest.mark.parametrize("size", [100, 20_000, 1_000_000])
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_bodies_small_and_large(serve, size, framing):
+    payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+
+    async def app(scope, receive, send):
+        headers = [(b"content-length", b"%d" % (2 * size))] if framing == "content-length" else []
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": payload, "more_body": True})
+        await send({"type": "http.response.body", "body": payload})
+
+    with serve(app) as server, httpx.Client() as client:
+        for _ in range(2):  # and the connection stays usable
+            response = client.get(server.url("/"))
+            assert response.content == payload * 2
+            assert ("content-length" in response.headers) == (framing == "content-length")

@@ -47,6 +47,7 @@ cdef class HTTP1Protocol:
     cpdef close(self)
     cpdef send_error(self, int status)
     cpdef write(self, data)
+    cpdef writelines(self, list parts)
     cpdef hold(self, data)
     cpdef flush(self)
 

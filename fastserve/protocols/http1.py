@@ -38,6 +38,8 @@ READ_LOW_WATER = 64 * 1024
 MAX_PIPELINED = 32
 # Answers to pipelined requests held back to leave in one write, at most this much.
 MAX_HELD_OUTPUT = 64 * 1024
+# Response bodies from this size on are written without being copied.
+ZERO_COPY_BODY = 16 * 1024
 
 # The methods llhttp knows; the h11 parser is held to the same list.
 KNOWN_METHODS = frozenset(
@@ -412,6 +414,13 @@ class HTTP1Protocol:
         else:
             self.transport.write(data)
 
+    def writelines(self, parts):
+        if self.held_output:
+            parts = self.held_output + parts
+            self.held_output = []
+            self.held_size = 0
+        self.transport.writelines(parts)
+
     def hold(self, data):
         """Keep a finished response while the next pipelined request is answered.
 
@@ -597,29 +606,35 @@ class RequestCycle:
         self.write_body(body, more_body)
 
     def write_body(self, body, more_body):
-        head = None
+        parts = []
         if not self.head_sent:
-            head = self.encode_head(body, more_body)
+            parts.append(self.encode_head(body, more_body))
         if self.no_body:
-            data = b""
+            pass
         elif self.chunked:
-            data = b"%x\r\n%b\r\n" % (len(body), body) if body else b""
+            if body:
+                parts += (b"%x\r\n" % len(body), body, b"\r\n")
             if not more_body:
-                data += b"0\r\n\r\n"
+                parts.append(b"0\r\n\r\n")
         else:
-            data = body
             self.bytes_sent += len(body)
             if self.content_length >= 0 and self.bytes_sent > self.content_length:
                 raise ASGIMessageError("Response body longer than its Content-Length")
-        if head is not None:
-            self.head_sent = True
-            data = head + data if data else head
-        if data:
+            if body:
+                parts.append(body)
+        self.head_sent = True
+        if parts:
             conn = self.conn
-            if not more_body and conn.pipeline:
-                conn.hold(data)
+            if len(body) >= ZERO_COPY_BODY:
+                # Big bodies are not copied to glue head or chunk framing on:
+                # the transport writes the parts together (writev on uvloop).
+                conn.writelines(parts)
             else:
-                conn.write(data)
+                data = parts[0] if len(parts) == 1 else b"".join(parts)
+                if not more_body and conn.pipeline:
+                    conn.hold(data)
+                else:
+                    conn.write(data)
         if not more_body:
             self.finish()
 
