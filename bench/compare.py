@@ -300,6 +300,10 @@ def print_table(results: dict[str, dict[str, Figures]], names: list[str]) -> Non
             base_cpu = base.median(base.server_cpu) if base else float("nan")
             p99 = figure.median(figure.p99_ms)
             cpu_unit = "s/GB" if unit == "MB/s" else "µs/req"
+            if not figure.server_cpu:  # idle-memory measures no requests
+                figure_text = f"{value:,.1f} {unit} | {ratio(value, base_value):.2f}×"
+                print(f"| {scenario_name} | {name} | {figure_text} | — | — | — |")
+                continue
             print(
                 f"| {scenario_name} | {name} | {value:,.1f} {unit} | {ratio(value, base_value):.2f}× | "
                 f"{p99:.2f} | {cpu:.2f} {cpu_unit} | {ratio(cpu, base_cpu):.2f}× |"
