@@ -20,7 +20,11 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+
+def asgi_version() -> dict[str, str]:
+    """The scope's "asgi" entry: a new dict for every scope, as apps may write to it."""
+    return {"version": "3.0", "spec_version": "2.4"}
+
 
 # RFC 9110 token characters for header names; values may hold VCHAR, obs-text,
 # space and tab, never CR, LF, NUL or other control bytes (response splitting).
@@ -35,16 +39,18 @@ def build_scope_template(
     client: tuple[str, int] | None,
     root_path: str,
 ) -> dict[str, Any]:
-    """The part of an HTTP scope that is the same for every request on a connection."""
+    """The immutable part of an HTTP scope, the same for every request on a connection.
+
+    Each request copies it and adds its own values, and its own mutable ones
+    ("asgi", "extensions", "state"): apps may write to those.
+    """
     return {
         "type": "http",
-        "asgi": ASGI_VERSION,
         "http_version": "1.1",
         "scheme": scheme,
         "server": server,
         "client": client,
         "root_path": root_path,
-        "extensions": {},
     }
 
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
-from fastserve.asgi import ASGI_VERSION, ASGIApp, Message
+from fastserve.asgi import ASGIApp, Message, asgi_version
 
 logger = logging.getLogger("fastserve.error")
 
@@ -54,7 +54,7 @@ class Lifespan:
             logger.info("Application shutdown complete.")
 
     async def _main(self) -> None:
-        scope = {"type": "lifespan", "asgi": ASGI_VERSION, "state": self.state}
+        scope = {"type": "lifespan", "asgi": asgi_version(), "state": self.state}
         try:
             await self.app(scope, self._receive, self._send)
         except BaseException as exc:

@@ -512,3 +512,20 @@ def test_bodies_small_and_large(serve, size, framing):
             response = client.get(server.url("/"))
             assert response.content == payload * 2
             assert ("content-length" in response.headers) == (framing == "content-length")
+
+
+def test_mutable_scope_parts_are_per_request(serve):
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append((dict(scope["extensions"]), dict(scope["asgi"]), dict(scope["state"])))
+        scope["extensions"]["leak"] = True
+        scope["asgi"]["leak"] = True
+        scope["state"]["leak"] = True
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    with serve(app) as server, httpx.Client() as client:
+        client.get(server.url("/"))
+        client.get(server.url("/"))
+    assert seen[1] == ({}, {"version": "3.0", "spec_version": "2.4"}, {})

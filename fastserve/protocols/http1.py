@@ -19,6 +19,7 @@ from collections import deque
 from http import HTTPStatus
 
 from fastserve.asgi import (
+    asgi_version,
     decode_path,
     escape_for_log,
     split_target,
@@ -252,6 +253,8 @@ class HTTP1Protocol:
         raw_path, query_string = split_target(self.url)
 
         scope = self.scope_template.copy()
+        scope["asgi"] = asgi_version()
+        scope["extensions"] = {}
         scope["http_version"] = version
         scope["method"] = method
         scope["path"] = decode_path(raw_path)
