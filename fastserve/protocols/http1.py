@@ -143,6 +143,8 @@ class HTTP1Protocol:
             waiter.set_result(None)
 
     def eof_received(self):
+        # A client that half-closes is gone for HTTP/1.1 purposes: let the
+        # transport close (the app sees http.disconnect), as uvicorn does.
         return None
 
     def data_received(self, data):
