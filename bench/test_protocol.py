@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from bench.apps import counting_upload, plaintext
-from fastserve.asgi import build_scope_template, split_target
 from fastserve.protocols import compiled_http1, parser_factory, python_http1
 from fastserve.state import ServerState
 
@@ -139,16 +138,16 @@ def test_response_head_encoding(benchmark):
 
 
 def test_scope_building(benchmark):
-    """The per-request part of scope building: copy the connection's template, add the request."""
-    template = build_scope_template("http", ("127.0.0.1", 80), ("127.0.0.1", 5000), "")
-
-    def build() -> dict[str, Any]:
-        raw_path, query = split_target(b"/plaintext?x=1")
-        scope = template.copy()
-        scope.update(method="GET", path=raw_path.decode(), raw_path=raw_path, query_string=query, state={})
-        return scope
-
-    benchmark(build)
+    """The per-request part of scope building: the protocol's own build_scope()."""
+    driver = Driver("cython" if compiled_http1 else "python", "httptools", plaintext)
+    try:
+        protocol = driver.protocol
+        protocol.url = b"/plaintext?x=1"
+        protocol.headers = [(b"host", b"bench"), (b"accept", b"*/*")]
+        scope = benchmark(protocol.build_scope, "GET", "1.1")
+        assert (scope["path"], scope["query_string"]) == ("/plaintext", b"x=1")
+    finally:
+        driver.close()
 
 
 def pytest_report_header() -> str:

@@ -15,7 +15,14 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from fastserve import __version__
-from fastserve.config import HTTP_CHOICES, INTERFACE_CHOICES, LIFESPAN_CHOICES, LOOP_CHOICES, WS_CHOICES
+from fastserve.config import (
+    HTTP_CHOICES,
+    INTERFACE_CHOICES,
+    LIFESPAN_CHOICES,
+    LOOP_CHOICES,
+    WS_CHOICES,
+    resolve_loop,
+)
 from fastserve.logging import LOG_LEVELS
 from fastserve.main import serve_app
 
@@ -150,16 +157,8 @@ def apply_environment(parser: argparse.ArgumentParser) -> None:
 def version_line(http: str = "auto", loop: str = "auto") -> str:
     from fastserve.protocols import describe
 
-    loop_name = loop
-    if loop == "auto":
-        try:
-            import uvloop  # noqa: F401
-
-            loop_name = "uvloop"
-        except ImportError:
-            loop_name = "asyncio"
     python = f"{platform.python_implementation()} {platform.python_version()}"
-    return f"fastserve {__version__} (http: {describe(http)}, loop: {loop_name}, {python})"
+    return f"fastserve {__version__} (http: {describe(http)}, loop: {resolve_loop(loop)}, {python})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

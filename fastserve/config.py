@@ -230,18 +230,11 @@ class Config:
     def configure_logging(self) -> None:
         try:
             configure_logging(self.log_config, self.log_level, self.access_log, self.use_colors)
-        except (ValueError, KeyError, TypeError, AttributeError, ImportError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, ImportError, OSError) as exc:
             raise ConfigError(f"--log-config: {exc}") from None
-        except OSError as exc:
-            raise ConfigError(f"--log-config: {exc}") from None
-
-    def effective_loop(self) -> str:
-        if self.loop == "auto":
-            return "uvloop" if _uvloop_available() else "asyncio"
-        return self.loop
 
     def loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop]:
-        if self.effective_loop() == "uvloop":
+        if resolve_loop(self.loop) == "uvloop":
             import uvloop
 
             return uvloop.new_event_loop
@@ -298,6 +291,13 @@ def _looks_like_factory(app: Any) -> bool:
     if not inspect.isfunction(app) or inspect.iscoroutinefunction(app):
         return False
     return len(inspect.signature(app).parameters) == 0
+
+
+def resolve_loop(loop: str) -> str:
+    """The event loop that ``--loop`` names: 'uvloop' or 'asyncio' ('auto' picks uvloop when installed)."""
+    if loop == "auto":
+        return "uvloop" if _uvloop_available() else "asyncio"
+    return loop
 
 
 def _uvloop_available() -> bool:

@@ -80,17 +80,13 @@ class Lifespan:
         message_type = message.get("type")
         if message_type == "lifespan.startup.complete":
             self._startup_done.set()
-        elif message_type == "lifespan.startup.failed":
+        elif message_type in ("lifespan.startup.failed", "lifespan.shutdown.failed"):
             self.failed = True
-            self._startup_done.set()
             if message.get("message"):
                 logger.error("%s", message["message"])
+            done = self._startup_done if message_type == "lifespan.startup.failed" else self._shutdown_done
+            done.set()
         elif message_type == "lifespan.shutdown.complete":
             self._shutdown_done.set()
-        elif message_type == "lifespan.shutdown.failed":
-            self.failed = True
-            self._shutdown_done.set()
-            if message.get("message"):
-                logger.error("%s", message["message"])
         else:
             raise RuntimeError(f"Unexpected lifespan message {message_type!r}")

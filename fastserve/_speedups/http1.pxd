@@ -37,6 +37,7 @@ cdef class HTTP1Protocol:
     cdef public bint upgrade
 
     cpdef reset_request_head(self)
+    cpdef dict build_scope(self, str method, str version)
     cpdef pause_reading(self)
     cpdef maybe_resume_reading(self)
     cpdef start_cycle(self, RequestCycle cycle)

@@ -252,8 +252,20 @@ class HTTP1Protocol:
             keep_alive = self.connection_keep_alive and not self.connection_close
         if self.upgrade or method == "CONNECT":
             keep_alive = False
-        raw_path, query_string = split_target(self.url)
+        scope = self.build_scope(method, version)
+        cycle = RequestCycle(self, scope, http11, keep_alive, self.expect_continue and http11)
+        self.parsing = cycle
+        if self.cycle is None:
+            self.cycle = cycle
+            self.start_cycle(cycle)
+        else:
+            self.pipeline.append(cycle)
+            if len(self.pipeline) >= MAX_PIPELINED:
+                self.pause_reading()
 
+    def build_scope(self, method, version):
+        """The request's scope: the connection's template plus what this request says."""
+        raw_path, query_string = split_target(self.url)
         scope = self.scope_template.copy()
         scope["asgi"] = asgi_version()
         scope["extensions"] = {}
@@ -264,16 +276,7 @@ class HTTP1Protocol:
         scope["query_string"] = query_string
         scope["headers"] = self.headers
         scope["state"] = self.state.lifespan_state.copy()
-
-        cycle = RequestCycle(self, scope, http11, keep_alive, self.expect_continue and http11)
-        self.parsing = cycle
-        if self.cycle is None:
-            self.cycle = cycle
-            self.start_cycle(cycle)
-        else:
-            self.pipeline.append(cycle)
-            if len(self.pipeline) >= MAX_PIPELINED:
-                self.pause_reading()
+        return scope
 
     def on_body(self, body):
         cycle = self.parsing
