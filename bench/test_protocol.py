@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bench.apps import counting_upload, plaintext
+from bench.apps import HEADERS, counting_upload, plaintext
 from fastserve.protocols import compiled_http1, parser_factory, python_http1
 from fastserve.state import ServerState
 
@@ -122,17 +122,25 @@ def test_chunked_upload_x10(benchmark, implementation):
 
 
 def test_response_head_encoding(benchmark):
-    """encode_head() for a typical small response: status line, defaults, two app headers."""
+    """A typical small response head: status line, defaults, two app headers.
+
+    Each round checks and encodes ``http.response.start`` (start_response) and
+    completes the framing (finish_head) on a new cycle, as a request does.
+    """
     module = compiled_http1 or python_http1
     driver = Driver("cython" if compiled_http1 else "python", "httptools", plaintext)
-    try:
-        scope = {"method": "GET"}
+    scope = {"method": "GET"}
+    start = {"type": "http.response.start", "status": 200, "headers": HEADERS}
+
+    def encode() -> bytes:
         cycle = module.RequestCycle(driver.protocol, scope, True, True, False)
         cycle.body_complete = True
-        cycle.status = 200
-        cycle.response_headers = [(b"content-type", b"text/plain"), (b"content-length", b"13")]
-        head = benchmark(cycle.encode_head, b"Hello, world!", False)
-        assert head.startswith(b"HTTP/1.1 200 OK\r\n") and head.endswith(b"\r\n\r\n")
+        cycle.start_response(start)
+        return b"".join(cycle.finish_head(b"Hello, world!", False))
+
+    try:
+        head = benchmark(encode)
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n") and head.endswith(b"content-length: 13\r\n\r\n")
     finally:
         driver.close()
 

@@ -52,6 +52,41 @@ def test_invalid_messages_give_500(serve, name, caplog):
     assert any(record.levelname == "ERROR" for record in caplog.records)
 
 
+def test_seen_header_name_still_has_its_value_checked(serve):
+    """Header names are validated once and remembered; values are checked every time."""
+    values = iter([b"fine", b"a\r\nset-cookie: evil=1"])
+
+    async def app(scope, receive, send):
+        await send(start(headers=[(b"x-seen", next(values)), (b"content-length", b"2")]))
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with serve(app) as server, server.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, _ = read_response(sock)
+        assert (status, headers[b"x-seen"]) == (200, b"fine")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = recv_all(sock)
+    assert response.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert b"evil" not in response
+
+
+def test_header_name_cache_is_bounded_and_holds_only_valid_names():
+    from fastserve import asgi
+
+    saved = dict(asgi.HEADER_KEYS)
+    try:
+        for index in range(asgi.HEADER_KEYS_MAX + 50):
+            assert asgi.header_key(b"X-Generated-%d" % index) == b"x-generated-%d" % index
+        assert len(asgi.HEADER_KEYS) == asgi.HEADER_KEYS_MAX
+        for bad in (b"x a", b"x:a", b"", b"x\r\n", "x-a"):
+            with pytest.raises(asgi.ASGIMessageError):
+                asgi.header_key(bad)
+            assert bad not in asgi.HEADER_KEYS
+    finally:
+        asgi.HEADER_KEYS.clear()
+        asgi.HEADER_KEYS.update(saved)
+
+
 def test_exception_before_response_gives_500(serve, caplog):
     async def app(scope, receive, send):
         raise RuntimeError("boom")

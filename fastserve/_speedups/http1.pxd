@@ -72,7 +72,11 @@ cdef class RequestCycle:
     cdef public bint head_sent
     cdef public bint complete
     cdef public int status
-    cdef public list response_headers
+    cdef public list head
+    cdef public bint app_chunked
+    cdef public bint app_close
+    cdef public bint custom_server
+    cdef public bint custom_date
     cdef public bint chunked
     cdef public bint no_body
     cdef public Py_ssize_t content_length
@@ -82,6 +86,7 @@ cdef class RequestCycle:
     cpdef abort(self, int status)
     cpdef dict take_body(self)
     cpdef write_body(self, bytes body, bint more_body)
-    cpdef bytes encode_head(self, bytes body, bint more_body)
+    cpdef start_response(self, message)
+    cpdef list finish_head(self, bytes body, bint more_body)
     cpdef finish(self)
     cpdef log_access(self)

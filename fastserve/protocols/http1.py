@@ -19,12 +19,17 @@ from collections import deque
 from http import HTTPStatus
 
 from fastserve.asgi import (
+    HEADER_KEYS,
+    HEADER_VALUE_FORBIDDEN,
     asgi_version,
+    body_bytes,
+    check_header_value,
     decode_path,
     escape_for_log,
+    header_key,
+    header_pair,
     split_target,
-    validate_response_body,
-    validate_response_start,
+    validate_status,
 )
 from fastserve.errors import ASGIMessageError, ClientDisconnected, RequestError
 
@@ -49,6 +54,8 @@ KNOWN_METHODS = frozenset(
     "UNSUBSCRIBE PURGE MKCALENDAR LINK UNLINK SOURCE".split()
 )
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
+ASGI_VERSION = asgi_version()  # copied into every scope
+TASK_NAME = "fastserve.request"
 NO_BODY_STATUSES = frozenset({204, 304})
 _STATUS_LINES = {
     status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode("ascii")) for status in HTTPStatus
@@ -265,13 +272,24 @@ class HTTP1Protocol:
 
     def build_scope(self, method, version):
         """The request's scope: the connection's template plus what this request says."""
-        raw_path, query_string = split_target(self.url)
+        url = self.url
+        # The common target, "/path?query" with no fragment or escapes, is split
+        # and decoded here; asgi.split_target and decode_path handle the rest.
+        # (find(), not "in": bytes.__contains__ tries the argument as an int first.)
+        if url.startswith(b"/") and url.find(b"#") < 0:
+            raw_path, _, query_string = url.partition(b"?")
+        else:
+            raw_path, query_string = split_target(url)
+        if raw_path.find(b"%") < 0:
+            path = raw_path.decode("utf-8", "replace")
+        else:
+            path = decode_path(raw_path)
         scope = self.scope_template.copy()
-        scope["asgi"] = asgi_version()
+        scope["asgi"] = ASGI_VERSION.copy()
         scope["extensions"] = {}
         scope["http_version"] = version
         scope["method"] = method
-        scope["path"] = decode_path(raw_path)
+        scope["path"] = path
         scope["raw_path"] = raw_path
         scope["query_string"] = query_string
         scope["headers"] = self.headers
@@ -336,7 +354,14 @@ class HTTP1Protocol:
         # copy of the request before it (a pipelined request starts from there).
         # The cycle takes its task out of state.tasks when the app returns:
         # cheaper than a done callback, which costs a loop iteration.
-        cycle.task = state.loop.create_task(cycle.run(state.app), context=state.context.copy())
+        coro = cycle.run(state.app)
+        context = state.context.copy()
+        loop = state.loop
+        if loop.get_task_factory() is None:
+            # Named here: a Task without a name formats "Task-<n>" for every request.
+            cycle.task = asyncio.Task(coro, loop=loop, context=context, name=TASK_NAME)
+        else:
+            cycle.task = loop.create_task(coro, context=context)
         state.tasks.add(cycle.task)
 
     def cycle_done(self, cycle):
@@ -502,10 +527,14 @@ class RequestCycle:
         self.head_sent = False
         self.complete = False
         self.status = 0
-        self.response_headers = None
+        self.head = None
+        self.content_length = -1
+        self.app_chunked = False
+        self.app_close = False
+        self.custom_server = False
+        self.custom_date = False
         self.chunked = False
         self.no_body = False
-        self.content_length = -1
         self.bytes_sent = 0
 
     def wake(self):
@@ -602,21 +631,68 @@ class RequestCycle:
         if not self.started:
             if message_type != "http.response.start":
                 raise ASGIMessageError(f"Expected 'http.response.start', got {message_type!r}")
-            self.status, self.response_headers = validate_response_start(message)
-            self.started = True
-            self.expect_continue = False
+            self.start_response(message)
             return
         if self.complete:
             raise ASGIMessageError(f"Unexpected {message_type!r} after the response completed")
         if message_type != "http.response.body":
             raise ASGIMessageError(f"Expected 'http.response.body', got {message_type!r}")
-        body, more_body = validate_response_body(message)
-        self.write_body(body, more_body)
+        body = message.get("body", b"")
+        if type(body) is not bytes:
+            body = body_bytes(body)
+        self.write_body(body, bool(message.get("more_body", False)))
+
+    def start_response(self, message):
+        """Check ``http.response.start`` and encode its headers; the framing waits for the body."""
+        status = message.get("status")
+        if type(status) is not int or not 200 <= status <= 599:
+            validate_status(status)
+        self.status = status
+        if message.get("trailers"):
+            raise ASGIMessageError("Response trailers are not supported")
+        # [status line, default headers, name, ": ", value, CRLF, ...]: one join
+        # with the framing headers and the body when the first body chunk comes.
+        head = [status_line(status), b""]
+        for item in message.get("headers", ()):
+            if type(item) is tuple and len(item) == 2:
+                name, value = item
+            else:
+                name, value = header_pair(item)
+            # A name seen before was validated then; every value is checked.
+            key = HEADER_KEYS.get(name) if type(name) is bytes else None
+            if key is None:
+                key = header_key(name)
+            if type(value) is not bytes or len(value.translate(None, HEADER_VALUE_FORBIDDEN)) != len(value):
+                check_header_value(name, value)
+            if key == b"content-length":
+                if self.content_length >= 0 or not value.isdigit():
+                    raise ASGIMessageError(f"Invalid response Content-Length {value!r}")
+                self.content_length = int(value)
+            elif key == b"transfer-encoding":
+                if value.strip().lower() != b"chunked":
+                    raise ASGIMessageError(f"Unsupported response Transfer-Encoding {value!r}")
+                self.app_chunked = True
+                continue
+            elif key == b"connection":
+                if b"close" in value.lower():
+                    self.app_close = True
+                continue
+            elif key == b"server":
+                self.custom_server = True
+            elif key == b"date":
+                self.custom_date = True
+            head += (name, b": ", value, b"\r\n")
+        if self.app_chunked and self.content_length >= 0:
+            raise ASGIMessageError("Response sets both Content-Length and Transfer-Encoding")
+        self.head = head
+        self.started = True
+        self.expect_continue = False
 
     def write_body(self, body, more_body):
-        parts = []
-        if not self.head_sent:
-            parts.append(self.encode_head(body, more_body))
+        if self.head_sent:
+            parts = []
+        else:
+            parts = self.finish_head(body, more_body)
         if self.no_body:
             pass
         elif self.chunked:
@@ -646,67 +722,41 @@ class RequestCycle:
         if not more_body:
             self.finish()
 
-    def encode_head(self, body, more_body):
-        """Build the response head; decide framing (length, chunked or close)."""
+    def finish_head(self, body, more_body):
+        """Complete the response head (framing: length, chunked or close) as a list of pieces."""
         conn = self.conn
         state = conn.state
         status = self.status
-        content_length = -1
-        app_chunked = False
-        app_close = False
-        custom_server = False
-        custom_date = False
-        lines = [status_line(status), b""]
-        for name, value in self.response_headers:
-            lowered = name.lower()
-            if lowered == b"content-length":
-                if content_length >= 0 or not value.isdigit():
-                    raise ASGIMessageError(f"Invalid response Content-Length {value!r}")
-                content_length = int(value)
-            elif lowered == b"transfer-encoding":
-                if value.strip().lower() != b"chunked":
-                    raise ASGIMessageError(f"Unsupported response Transfer-Encoding {value!r}")
-                app_chunked = True
-                continue
-            elif lowered == b"connection":
-                if b"close" in value.lower():
-                    app_close = True
-                continue
-            elif lowered == b"server":
-                custom_server = True
-            elif lowered == b"date":
-                custom_date = True
-            lines.append(b"%b: %b\r\n" % (name, value))
-        if app_chunked and content_length >= 0:
-            raise ASGIMessageError("Response sets both Content-Length and Transfer-Encoding")
-
-        if custom_server or custom_date:
-            lines[1] = state.default_headers_without(custom_server, custom_date)
+        head = self.head
+        self.head = None
+        if self.custom_server or self.custom_date:
+            head[1] = state.default_headers_without(self.custom_server, self.custom_date)
         else:
-            lines[1] = state.default_headers
+            head[1] = state.default_headers
 
-        keep_alive = self.keep_alive and not app_close and not state.shutting_down and self.body_complete
+        keep_alive = self.keep_alive and not self.app_close and not state.shutting_down and self.body_complete
         if self.is_head or status in NO_BODY_STATUSES:
             self.no_body = True
-            if content_length < 0 and self.is_head and not more_body and status not in NO_BODY_STATUSES:
-                lines.append(b"content-length: %d\r\n" % len(body))
-        elif content_length >= 0:
-            self.content_length = content_length
-        elif not more_body and not app_chunked:
+            if self.content_length < 0 and self.is_head and not more_body and status not in NO_BODY_STATUSES:
+                head.append(b"content-length: %d\r\n" % len(body))
+        elif self.content_length >= 0:
+            pass
+        elif not more_body and not self.app_chunked:
             self.content_length = len(body)
-            lines.append(b"content-length: %d\r\n" % len(body))
+            head.append(b"content-length: %d\r\n" % len(body))
         elif self.http11:
             self.chunked = True
-            lines.append(b"transfer-encoding: chunked\r\n")
+            head.append(b"transfer-encoding: chunked\r\n")
         else:
             keep_alive = False
         self.keep_alive = keep_alive
         if not keep_alive:
-            lines.append(b"connection: close\r\n")
+            head.append(b"connection: close\r\n\r\n")
         elif not self.http11:
-            lines.append(b"connection: keep-alive\r\n")
-        lines.append(b"\r\n")
-        return b"".join(lines)
+            head.append(b"connection: keep-alive\r\n\r\n")
+        else:
+            head.append(b"\r\n")
+        return head
 
     def finish(self):
         self.complete = True
