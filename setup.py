@@ -1,7 +1,8 @@
 """Builds the Cython hot path; without Cython or a C compiler, installs pure Python.
 
 ``fastserve/protocols/http1.py`` is compiled into ``fastserve._speedups.http1``
-with the C types declared in ``fastserve/_speedups/http1.pxd``. Set
+and ``fastserve/state.py`` into ``fastserve._speedups.state``, with the C types
+declared in ``fastserve/_speedups/*.pxd``. Set
 ``FASTSERVE_NO_EXTENSIONS=1`` to skip the build.
 """
 
@@ -11,7 +12,10 @@ import sys
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-COMPILED = [("fastserve._speedups.http1", "fastserve/protocols/http1.py")]
+COMPILED = [
+    ("fastserve._speedups.state", "fastserve/state.py"),
+    ("fastserve._speedups.http1", "fastserve/protocols/http1.py"),
+]
 
 
 class OptionalBuildExt(build_ext):

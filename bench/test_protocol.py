@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from bench.apps import HEADERS, counting_upload, plaintext
-from fastserve.protocols import compiled_http1, parser_factory, python_http1
-from fastserve.state import ServerState
+from fastserve.protocols import compiled_http1, compiled_state, parser_factory, python_http1, python_state
 
 BATCH = 100
 GET = b"GET /plaintext?x=1 HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
@@ -59,11 +58,14 @@ class Driver:
     """One connection on a private event loop, fed request bytes batch by batch."""
 
     def __init__(self, implementation: str, http: str, app: Any) -> None:
-        module = compiled_http1 if implementation == "cython" else python_http1
+        compiled = implementation == "cython"
+        module, state_module = (compiled_http1, compiled_state) if compiled else (python_http1, python_state)
         if module is None:
             pytest.skip("the compiled protocol is not built")
         self.loop = asyncio.new_event_loop()
-        self.state = ServerState(app=app, loop=self.loop, parser_factory=parser_factory(http), access_log=False)
+        self.state = state_module.ServerState(
+            app=app, loop=self.loop, parser_factory=parser_factory(http), access_log=False
+        )
         self.protocol = module.HTTP1Protocol(self.state)
         self.transport = NullTransport()
         self.protocol.connection_made(self.transport)

@@ -14,8 +14,7 @@ from collections.abc import Iterator
 
 from fastserve.config import Config, ConfigError
 from fastserve.lifespan import Lifespan
-from fastserve.protocols import HTTP1Protocol, parser_factory
-from fastserve.state import ServerState
+from fastserve.protocols import HTTP1Protocol, ServerState, parser_factory
 
 logger = logging.getLogger("fastserve.error")
 

@@ -11,9 +11,8 @@ import httpx
 import pytest
 
 from fastserve.asgi import ClientDisconnected
-from fastserve.protocols import HTTP1Protocol, parser_factory
+from fastserve.protocols import HTTP1Protocol, ServerState, parser_factory
 from fastserve.protocols.http1 import MAX_PIPELINED, READ_HIGH_WATER
-from fastserve.state import ServerState
 from tests.apps import hello, read_body
 from tests.conftest import read_response, recv_all, wait_for
 

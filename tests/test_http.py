@@ -448,7 +448,7 @@ def test_absolute_form_target(serve):
 def test_date_header_is_refreshed_by_the_tick():
     import asyncio as aio
 
-    from fastserve.state import ServerState
+    from fastserve.protocols import ServerState
 
     async def main():
         state = ServerState(app=hello, loop=aio.get_running_loop(), parser_factory=None)

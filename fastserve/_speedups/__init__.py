@@ -1,6 +1,8 @@
 """Compiled hot paths. Each module here is built by setup.py from a Python twin.
 
 ``http1`` is compiled from ``fastserve/protocols/http1.py`` with the types in
-``http1.pxd``; when it is missing (no compiler, ``FASTSERVE_NO_EXTENSIONS=1``)
-fastserve runs the same source as plain Python.
+``http1.pxd``, and ``state`` (the settings and counters every connection reads)
+from ``fastserve/state.py`` with ``state.pxd``. They are used together or not at
+all: when they are missing (no compiler, ``FASTSERVE_NO_EXTENSIONS=1``) fastserve
+runs the same sources as plain Python.
 """

@@ -2,11 +2,25 @@
 # module when setup.py compiles it as fastserve._speedups.http1 (an
 # "augmenting .pxd": the .py stays runnable Python, this file adds the C types).
 
+cimport cython
+
+from fastserve._speedups.state cimport ServerState
+
+
 cdef class RequestCycle
+
+# Module globals the hot path reads, typed so that lookups are C calls.
+cdef dict KNOWN_METHODS
+cdef dict _STATUS_LINES
+cdef dict HEADER_KEYS
+cdef bytes HEADER_VALUE_FORBIDDEN
+cdef dict ASGI_VERSION
+
+cpdef bytes status_line(int status)
 
 
 cdef class HTTP1Protocol:
-    cdef public object state
+    cdef public ServerState state
     cdef public object transport
     cdef public object parser
     cdef public dict scope_template
@@ -40,6 +54,7 @@ cdef class HTTP1Protocol:
     cpdef dict build_scope(self, str method, str version)
     cpdef pause_reading(self)
     cpdef maybe_resume_reading(self)
+    @cython.locals(state=ServerState)
     cpdef start_cycle(self, RequestCycle cycle)
     cpdef cycle_done(self, RequestCycle cycle)
     cpdef on_parse_error(self, exc)
@@ -87,6 +102,7 @@ cdef class RequestCycle:
     cpdef dict take_body(self)
     cpdef write_body(self, bytes body, bint more_body)
     cpdef start_response(self, message)
+    @cython.locals(state=ServerState)
     cpdef list finish_head(self, bytes body, bint more_body)
     cpdef finish(self)
     cpdef log_access(self)

@@ -6,22 +6,26 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from fastserve import state as python_state
 from fastserve.protocols import http1 as python_http1
 
 
-def _load_compiled() -> Any:
+def _load_compiled() -> tuple[Any, Any]:
+    """The compiled protocol and the compiled ServerState it is typed against, or (None, None)."""
     if os.environ.get("FASTSERVE_NO_EXTENSIONS"):
-        return None
+        return None, None
     try:
-        from fastserve._speedups import http1
+        from fastserve._speedups import http1, state
     except ImportError:
-        return None
-    return http1
+        return None, None
+    return http1, state
 
 
-compiled_http1 = _load_compiled()
+compiled_http1, compiled_state = _load_compiled()
 http1 = compiled_http1 or python_http1
 HTTP1Protocol = http1.HTTP1Protocol
+# The compiled protocol accepts only the compiled ServerState: always take both from here.
+ServerState = (compiled_state or python_state).ServerState
 IMPLEMENTATION = "cython" if compiled_http1 is not None else "python"
 
 

@@ -47,12 +47,16 @@ MAX_HELD_OUTPUT = 64 * 1024
 # Response bodies from this size on are written without being copied.
 ZERO_COPY_BODY = 16 * 1024
 
-# The methods llhttp knows; the h11 parser is held to the same list.
-KNOWN_METHODS = frozenset(
-    "DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE PATCH QUERY COPY LOCK MKCOL MOVE PROPFIND PROPPATCH "
-    "SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE M-SEARCH NOTIFY SUBSCRIBE "
-    "UNSUBSCRIBE PURGE MKCALENDAR LINK UNLINK SOURCE".split()
-)
+# The methods llhttp knows, as the parser gives them and as the scope carries
+# them (one lookup both checks and decodes); the h11 parser is held to the same list.
+KNOWN_METHODS = {
+    method.encode("ascii"): method
+    for method in (
+        "DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE PATCH QUERY COPY LOCK MKCOL MOVE PROPFIND PROPPATCH "
+        "SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE M-SEARCH NOTIFY SUBSCRIBE "
+        "UNSUBSCRIBE PURGE MKCALENDAR LINK UNLINK SOURCE"
+    ).split()
+}
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 ASGI_VERSION = asgi_version()  # copied into every scope
 TASK_NAME = "fastserve.request"
@@ -197,10 +201,9 @@ class HTTP1Protocol:
             raise RequestError(414, "Request target too long")
 
     def on_header(self, name, value):
-        state = self.state
-        if len(self.headers) >= state.limit_request_fields:
+        if len(self.headers) >= self.state.limit_request_fields:
             raise RequestError(431, "Too many request header fields")
-        if len(name) + len(value) > state.limit_request_field_size:
+        if len(name) + len(value) > self.state.limit_request_field_size:
             raise RequestError(431, "Request header field too large")
         name = name.lower()
         self.headers.append((name, value))
@@ -233,8 +236,8 @@ class HTTP1Protocol:
         self.in_head = False
         self.deadline = 0.0
         parser = self.parser
-        method = parser.get_method().decode("ascii")
-        if method not in KNOWN_METHODS:
+        method = KNOWN_METHODS.get(parser.get_method())
+        if method is None:
             raise RequestError(400, "Unknown method")
         version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
@@ -566,9 +569,8 @@ class RequestCycle:
                     error_logger.error("ASGI callable returned without %s the response", what)
                 self.abort(500)
         finally:
-            state = conn.state
-            state.in_flight -= 1
-            state.tasks.discard(self.task)
+            conn.state.in_flight -= 1
+            conn.state.tasks.discard(self.task)
             self.task = None
 
     def abort(self, status):
