@@ -40,6 +40,10 @@ _NON_PRINTABLE = re.compile(rb"[^\x20-\x7e]")
 # names from growing it (past it, names are validated every time).
 HEADER_KEYS: dict[bytes, bytes] = {}
 HEADER_KEYS_MAX = 1024
+# Likewise short header values (content types, cache policies, ...) that passed.
+HEADER_VALUES: set[bytes] = set()
+HEADER_VALUES_MAX = 4096
+HEADER_VALUE_CACHED_LENGTH = 64
 
 
 def build_scope_template(
@@ -121,6 +125,8 @@ def check_header_value(name: bytes, value: Any) -> None:
         raise ASGIMessageError(f"Invalid response header value for {name!r}: name and value must be bytes")
     if len(value.translate(None, HEADER_VALUE_FORBIDDEN)) != len(value):
         raise ASGIMessageError(f"Invalid response header value for {name!r}: control characters")
+    if len(value) <= HEADER_VALUE_CACHED_LENGTH and len(HEADER_VALUES) < HEADER_VALUES_MAX:
+        HEADER_VALUES.add(value)
 
 
 def header_pair(item: Any) -> tuple[Any, Any]:

@@ -70,10 +70,10 @@ def test_seen_header_name_still_has_its_value_checked(serve):
     assert b"evil" not in response
 
 
-def test_header_name_cache_is_bounded_and_holds_only_valid_names():
+def test_header_caches_are_bounded_and_hold_only_valid_entries():
     from fastserve import asgi
 
-    saved = dict(asgi.HEADER_KEYS)
+    saved_keys, saved_values = dict(asgi.HEADER_KEYS), set(asgi.HEADER_VALUES)
     try:
         for index in range(asgi.HEADER_KEYS_MAX + 50):
             assert asgi.header_key(b"X-Generated-%d" % index) == b"x-generated-%d" % index
@@ -82,9 +82,22 @@ def test_header_name_cache_is_bounded_and_holds_only_valid_names():
             with pytest.raises(asgi.ASGIMessageError):
                 asgi.header_key(bad)
             assert bad not in asgi.HEADER_KEYS
+
+        for index in range(asgi.HEADER_VALUES_MAX + 50):
+            asgi.check_header_value(b"x-a", b"value %d" % index)
+        assert len(asgi.HEADER_VALUES) == asgi.HEADER_VALUES_MAX
+        asgi.HEADER_VALUES.clear()
+        asgi.check_header_value(b"x-a", b"v" * (asgi.HEADER_VALUE_CACHED_LENGTH + 1))
+        assert not asgi.HEADER_VALUES  # long values are checked every time, never kept
+        for bad in (b"a\r\nb", b"a\x00", b"\x7f", "text"):
+            with pytest.raises(asgi.ASGIMessageError):
+                asgi.check_header_value(b"x-a", bad)
+            assert bad not in asgi.HEADER_VALUES
     finally:
         asgi.HEADER_KEYS.clear()
-        asgi.HEADER_KEYS.update(saved)
+        asgi.HEADER_KEYS.update(saved_keys)
+        asgi.HEADER_VALUES.clear()
+        asgi.HEADER_VALUES.update(saved_values)
 
 
 def test_exception_before_response_gives_500(serve, caplog):

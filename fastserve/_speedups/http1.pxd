@@ -13,7 +13,7 @@ cdef class RequestCycle
 cdef dict KNOWN_METHODS
 cdef dict _STATUS_LINES
 cdef dict HEADER_KEYS
-cdef bytes HEADER_VALUE_FORBIDDEN
+cdef set HEADER_VALUES
 cdef dict ASGI_VERSION
 
 cpdef bytes status_line(int status)

@@ -20,7 +20,7 @@ from http import HTTPStatus
 
 from fastserve.asgi import (
     HEADER_KEYS,
-    HEADER_VALUE_FORBIDDEN,
+    HEADER_VALUES,
     asgi_version,
     body_bytes,
     check_header_value,
@@ -639,38 +639,44 @@ class RequestCycle:
             raise ASGIMessageError(f"Unexpected {message_type!r} after the response completed")
         if message_type != "http.response.body":
             raise ASGIMessageError(f"Expected 'http.response.body', got {message_type!r}")
-        body = message.get("body", b"")
+        # (Optional keys are read with "in" and [], not .get(): on the hot path a
+        # method call costs several times a mapping lookup.)
+        body = message["body"] if "body" in message else b""
         if type(body) is not bytes:
             body = body_bytes(body)
-        self.write_body(body, bool(message.get("more_body", False)))
+        self.write_body(body, "more_body" in message and bool(message["more_body"]))
 
     def start_response(self, message):
         """Check ``http.response.start`` and encode its headers; the framing waits for the body."""
-        status = message.get("status")
+        status = message["status"] if "status" in message else None
         if type(status) is not int or not 200 <= status <= 599:
             validate_status(status)
         self.status = status
-        if message.get("trailers"):
+        if "trailers" in message and message["trailers"]:
             raise ASGIMessageError("Response trailers are not supported")
         # [status line, default headers, name, ": ", value, CRLF, ...]: one join
         # with the framing headers and the body when the first body chunk comes.
         head = [status_line(status), b""]
-        for item in message.get("headers", ()):
+        for item in message["headers"] if "headers" in message else ():
             if type(item) is tuple and len(item) == 2:
                 name, value = item
             else:
                 name, value = header_pair(item)
-            # A name seen before was validated then; every value is checked.
+            # Names and short values seen before were validated then (asgi.HEADER_KEYS
+            # and HEADER_VALUES); anything else is validated now.
             key = HEADER_KEYS.get(name) if type(name) is bytes else None
             if key is None:
                 key = header_key(name)
-            if type(value) is not bytes or len(value.translate(None, HEADER_VALUE_FORBIDDEN)) != len(value):
-                check_header_value(name, value)
             if key == b"content-length":
-                if self.content_length >= 0 or not value.isdigit():
+                # Digits only: that is also the whole value check.
+                if self.content_length >= 0 or type(value) is not bytes or not value.isdigit():
                     raise ASGIMessageError(f"Invalid response Content-Length {value!r}")
                 self.content_length = int(value)
-            elif key == b"transfer-encoding":
+                head += (name, b": ", value, b"\r\n")
+                continue
+            if type(value) is not bytes or value not in HEADER_VALUES:
+                check_header_value(name, value)
+            if key == b"transfer-encoding":
                 if value.strip().lower() != b"chunked":
                     raise ASGIMessageError(f"Unsupported response Transfer-Encoding {value!r}")
                 self.app_chunked = True
