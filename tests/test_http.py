@@ -438,6 +438,23 @@ def test_client_that_does_not_read_pauses_the_app(serve):
         assert len(sent) < paused_at + total_chunks // 4
 
 
+@pytest.mark.parametrize(
+    ("target", "path", "query"),
+    [
+        (b"/a/b?c=d", "/a/b", "c=d"),
+        (b"/a?c=d#frag", "/a", "c=d"),
+        (b"/a#frag?c=d", "/a", ""),
+        (b"/caf%C3%A9?x", "/caf\u00e9", "x"),
+        (b"/", "/", ""),
+    ],
+)
+def test_request_target_split(serve, target, path, query):
+    with serve(scope_app) as server, server.connect() as sock:
+        sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        scope = json.loads(read_response(sock)[2])
+    assert (scope["path"], scope["query_string"]) == (path, query)
+
+
 def test_absolute_form_target(serve):
     with serve(scope_app) as server, server.connect() as sock:
         sock.sendall(b"GET http://example.com/a/b?c=d HTTP/1.1\r\nHost: example.com\r\n\r\n")

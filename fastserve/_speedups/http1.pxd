@@ -15,6 +15,9 @@ cdef dict _STATUS_LINES
 cdef dict HEADER_KEYS
 cdef set HEADER_VALUES
 cdef dict ASGI_VERSION
+cdef str TASK_NAME
+cdef int FRAGMENT_BYTE
+cdef int ESCAPE_BYTE
 
 cpdef bytes status_line(int status)
 
@@ -51,6 +54,7 @@ cdef class HTTP1Protocol:
     cdef public bint upgrade
 
     cpdef reset_request_head(self)
+    @cython.locals(url=bytes, raw_path=bytes)
     cpdef dict build_scope(self, str method, str version)
     cpdef pause_reading(self)
     cpdef maybe_resume_reading(self)

@@ -15,6 +15,7 @@ both parsers are held to it.
 
 import asyncio
 import logging
+from asyncio import Task
 from collections import deque
 from http import HTTPStatus
 
@@ -60,6 +61,8 @@ KNOWN_METHODS = {
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 ASGI_VERSION = asgi_version()  # copied into every scope
 TASK_NAME = "fastserve.request"
+FRAGMENT_BYTE = ord("#")
+ESCAPE_BYTE = ord("%")
 NO_BODY_STATUSES = frozenset({204, 304})
 _STATUS_LINES = {
     status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode("ascii")) for status in HTTPStatus
@@ -278,15 +281,16 @@ class HTTP1Protocol:
         url = self.url
         # The common target, "/path?query" with no fragment or escapes, is split
         # and decoded here; asgi.split_target and decode_path handle the rest.
-        # (find(), not "in": bytes.__contains__ tries the argument as an int first.)
-        if url.startswith(b"/") and url.find(b"#") < 0:
+        # (A byte value, not a one-byte string, is looked for: bytes.__contains__
+        # tries its argument as an int first, and failing that is costly.)
+        if url[:1] == b"/" and FRAGMENT_BYTE not in url:
             raw_path, _, query_string = url.partition(b"?")
         else:
             raw_path, query_string = split_target(url)
-        if raw_path.find(b"%") < 0:
-            path = raw_path.decode("utf-8", "replace")
-        else:
+        if ESCAPE_BYTE in raw_path:
             path = decode_path(raw_path)
+        else:
+            path = raw_path.decode("utf-8", "replace")
         scope = self.scope_template.copy()
         scope["asgi"] = ASGI_VERSION.copy()
         scope["extensions"] = {}
@@ -362,7 +366,7 @@ class HTTP1Protocol:
         loop = state.loop
         if loop.get_task_factory() is None:
             # Named here: a Task without a name formats "Task-<n>" for every request.
-            cycle.task = asyncio.Task(coro, loop=loop, context=context, name=TASK_NAME)
+            cycle.task = Task(coro, loop=loop, context=context, name=TASK_NAME)
         else:
             cycle.task = loop.create_task(coro, context=context)
         state.tasks.add(cycle.task)
