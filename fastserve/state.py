@@ -10,6 +10,12 @@ from typing import Any
 
 from fastserve.asgi import ASGIApp, build_scope_template
 
+# 64 KiB, libuv's own suggestion: a read, and the body chunk the parser copies
+# out of it, stays below glibc's mmap threshold, so uploads reuse heap memory
+# instead of faulting in fresh pages for every read (measured: 256 KiB reads
+# cost about 0.4 s of server CPU per GB uploaded, 64 KiB reads about 0.25).
+RECEIVE_BUFFER_SIZE = 64 * 1024
+
 
 class ServerState:
     """Settings and live counters every connection reads; the server owns and ticks it."""
@@ -58,6 +64,10 @@ class ServerState:
         # Every request runs in a copy of this: the context the server started in.
         self.context = contextvars.copy_context()
         self.now = loop.time()
+        # One receive buffer for every connection of this server (see
+        # HTTP1Protocol.get_buffer): the loop reads one connection's bytes into it
+        # and the parser copies out what it keeps before the next read.
+        self.receive_buffer = memoryview(bytearray(RECEIVE_BUFFER_SIZE))
 
         extra_headers = extra_headers or []
         # A custom Server header (--header server:...) replaces the default one.

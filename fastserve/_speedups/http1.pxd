@@ -53,6 +53,7 @@ cdef class HTTP1Protocol:
     cdef public bint expect_continue
     cdef public bint upgrade
 
+    cpdef feed(self, data)
     cpdef reset_request_head(self)
     @cython.locals(url=bytes, raw_path=bytes)
     cpdef dict build_scope(self, str method, str version)

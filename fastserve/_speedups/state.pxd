@@ -24,6 +24,7 @@ cdef class ServerState:
     cdef public bint shutting_down
     cdef public object context
     cdef public double now
+    cdef public object receive_buffer
     cdef public bytes default_headers
     cdef public bytes _server_line
     cdef public bint _date_enabled

@@ -46,8 +46,9 @@ class H11Parser:
     def get_method(self) -> bytes:
         return self._method
 
-    def feed_data(self, data: bytes) -> None:
+    def feed_data(self, data: bytes | memoryview) -> None:
         protocol = self._protocol
+        data = bytes(data)  # a view of the server's receive buffer is reused by the next read
         while data:
             connection = self._connection
             if connection.their_state is h11.IDLE:

@@ -162,6 +162,20 @@ class HTTP1Protocol:
         return None
 
     def data_received(self, data):
+        self.feed(data)
+
+    # asyncio.BufferedProtocol, which uvloop prefers when it is offered: the
+    # loop reads into the server's shared receive buffer instead of copying each
+    # read into a new bytes object, and the parser consumes it at once.
+
+    def get_buffer(self, sizehint):
+        return self.state.receive_buffer
+
+    def buffer_updated(self, nbytes):
+        self.feed(self.state.receive_buffer[:nbytes])
+
+    def feed(self, data):
+        """Parse received bytes (a bytes object or a view of the receive buffer)."""
         parser = self.parser
         if parser is None:
             return
