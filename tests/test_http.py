@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 import threading
+import time
 
 import httpx
 import pytest
@@ -126,6 +127,23 @@ def test_many_pipelined_requests_with_bodies(serve):
             status, headers, body = read_response(sock)
             assert headers[b"x-path"] == b"/%d" % i and body == b"x" * i
         sender.join()
+
+
+def test_interleaved_partial_requests_do_not_mix(serve):
+    """Every connection is read into the server's one receive buffer: bytes one
+    connection left unparsed must survive other connections' reads in between."""
+    first = b"POST /first HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nX-Pad: " + b"a" * 300 + b"\r\n\r\n0123456789"
+    second = b"POST /second HTTP/1.1\r\nHost: y\r\nContent-Length: 10\r\nX-Pad: " + b"b" * 300 + b"\r\n\r\nabcdefghij"
+    with serve(echo) as server, server.connect() as one, server.connect() as two:
+        for start in range(0, len(first), 7):
+            one.sendall(first[start : start + 7])
+            two.sendall(second[start : start + 7])
+            # Let the server read each piece on its own before the next one.
+            time.sleep(0.001)
+        _, headers_one, body_one = read_response(one)
+        _, headers_two, body_two = read_response(two)
+    assert (headers_one[b"x-path"], body_one) == (b"/first", b"0123456789")
+    assert (headers_two[b"x-path"], body_two) == (b"/second", b"abcdefghij")
 
 
 def test_chunked_request_body(serve):
