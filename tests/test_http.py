@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.apps import echo, hello, scope_app, streaming
-from tests.conftest import read_response, recv_all, recv_until, run_server, wait_for
+from tests.conftest import decode_chunked, read_response, recv_all, recv_until, run_server, wait_for
 
 
 def test_get_with_default_headers(serve):
@@ -162,6 +162,27 @@ def test_streaming_response_is_chunked(serve):
     assert response.headers["transfer-encoding"] == "chunked"
     assert "content-length" not in response.headers
     assert response.text == "one,two,three"
+
+
+def test_streamed_chunks_leave_when_the_app_waits(serve):
+    """Big streamed chunks are gathered into fewer writes, but never held while the app waits."""
+    chunk = b"s" * 40000
+    release: list[asyncio.Event] = []
+
+    async def app(scope, receive, send):
+        release.append(asyncio.Event())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(3):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await release[0].wait()  # until the client has seen all three chunks
+        await send({"type": "http.response.body", "body": b"end"})
+
+    with serve(app) as server, server.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = recv_until(sock, b"s" * 40000 + b"\r\n" + b"9c40\r\n" + b"s" * 40000 + b"\r\n" + b"9c40\r\n" + chunk)
+        server.call(release[0].set)
+        received += recv_until(sock, b"0\r\n\r\n")
+    assert decode_chunked(received.partition(b"\r\n\r\n")[2]) == chunk * 3 + b"end"
 
 
 def test_single_body_without_length_gets_content_length(serve):

@@ -69,7 +69,7 @@ cdef class HTTP1Protocol:
     cpdef send_error(self, int status)
     cpdef write(self, data)
     cpdef writelines(self, list parts)
-    cpdef hold(self, data)
+    cpdef hold(self, list parts, Py_ssize_t limit)
     cpdef flush(self)
 
 
