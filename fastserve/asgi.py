@@ -34,10 +34,11 @@ HEADER_NAME_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefg
 HEADER_VALUE_FORBIDDEN = bytes(range(0x09)) + bytes(range(0x0A, 0x20)) + b"\x7f"
 _NON_PRINTABLE = re.compile(rb"[^\x20-\x7e]")
 
-# Response header names already validated, mapped to their lowercase form. Apps
-# send the same few names over and over, so the protocol looks a name up here
-# and validates only what it has not seen; the bound keeps hostile or generated
-# names from growing it (past it, names are validated every time).
+# Header names already validated as tokens, mapped to their lowercase form.
+# Apps send, and clients ask with, the same few names over and over, so the
+# protocol looks a name up here and validates or lowercases only what it has not
+# seen; the bound keeps hostile or generated names from growing it (past it,
+# names are handled in full every time).
 HEADER_KEYS: dict[bytes, bytes] = {}
 HEADER_KEYS_MAX = 1024
 # Likewise short header values (content types, cache policies, ...) that passed.
@@ -112,8 +113,21 @@ def header_key(name: Any) -> bytes:
     """Validate a response header name; return its lowercase form (remembered in HEADER_KEYS)."""
     if type(name) is not bytes:
         raise ASGIMessageError(f"Invalid response header name {name!r}: name and value must be bytes")
-    if not name or name.translate(None, HEADER_NAME_CHARS):
+    if not is_token(name):
         raise ASGIMessageError(f"Invalid response header name {name!r}")
+    return remember_header_key(name)
+
+
+def request_header_key(name: bytes) -> bytes:
+    """A request header name in lowercase (remembered in HEADER_KEYS when it is a token)."""
+    return remember_header_key(name) if is_token(name) else name.lower()
+
+
+def is_token(name: bytes) -> bool:
+    return bool(name) and not name.translate(None, HEADER_NAME_CHARS)
+
+
+def remember_header_key(name: bytes) -> bytes:
     key = name.lower()
     if len(HEADER_KEYS) < HEADER_KEYS_MAX:
         HEADER_KEYS[name] = key

@@ -82,6 +82,10 @@ def test_header_caches_are_bounded_and_hold_only_valid_entries():
             with pytest.raises(asgi.ASGIMessageError):
                 asgi.header_key(bad)
             assert bad not in asgi.HEADER_KEYS
+        asgi.HEADER_KEYS.clear()
+        # Request header names are lowercased either way, remembered only when tokens.
+        assert asgi.request_header_key(b"X-Token") == b"x-token" and b"X-Token" in asgi.HEADER_KEYS
+        assert asgi.request_header_key(b"X Space") == b"x space" and b"X Space" not in asgi.HEADER_KEYS
 
         for index in range(asgi.HEADER_VALUES_MAX + 50):
             asgi.check_header_value(b"x-a", b"value %d" % index)

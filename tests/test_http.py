@@ -357,6 +357,30 @@ def test_each_request_has_its_own_context(serve):
     assert seen == ["unset", "unset"]
 
 
+def test_task_factory_set_at_startup_makes_the_request_tasks(serve):
+    made = []
+
+    def factory(loop, coro, **kwargs):
+        task = asyncio.Task(coro, loop=loop, **kwargs)
+        made.append(task)
+        return task
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            await receive()
+            asyncio.get_running_loop().set_task_factory(factory)
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            return
+        assert asyncio.current_task() in made
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with serve(app, lifespan="on") as server:
+        assert httpx.get(server.url("/")).text == "ok"
+    assert made
+
+
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_event_loops(http, loop):
     with run_server(echo, http=http, loop=loop) as server:

@@ -29,6 +29,7 @@ from fastserve.asgi import (
     escape_for_log,
     header_key,
     header_pair,
+    request_header_key,
     split_target,
     validate_status,
 )
@@ -110,6 +111,7 @@ class HTTP1Protocol:
         self.held_output = []
         self.held_size = 0
         self.flush_handle = None
+        self.plain_tasks = True
         self.reset_request_head()
 
     def reset_request_head(self):
@@ -141,6 +143,9 @@ class HTTP1Protocol:
             transport.close()
             return
         self.deadline = state.now + state.timeout_keep_alive
+        # A task factory (one an app sets at startup, say) is honoured; without
+        # one, requests make their Tasks directly (see start_cycle).
+        self.plain_tasks = state.loop.get_task_factory() is None
 
     def connection_lost(self, exc):
         self.closed = True
@@ -224,7 +229,8 @@ class HTTP1Protocol:
             raise RequestError(431, "Too many request header fields")
         if len(name) + len(value) > self.state.limit_request_field_size:
             raise RequestError(431, "Request header field too large")
-        name = name.lower()
+        key = HEADER_KEYS.get(name)
+        name = request_header_key(name) if key is None else key
         self.headers.append((name, value))
         if name == b"content-length":
             self.content_length_count += 1
@@ -380,7 +386,7 @@ class HTTP1Protocol:
         coro = cycle.run(state.app)
         context = state.context.copy()
         loop = state.loop
-        if loop.get_task_factory() is None:
+        if self.plain_tasks:
             # Named here: a Task without a name formats "Task-<n>" for every request.
             cycle.task = Task(coro, loop=loop, context=context, name=TASK_NAME)
         else:
