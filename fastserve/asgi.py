@@ -37,14 +37,10 @@ _NON_PRINTABLE = re.compile(rb"[^\x20-\x7e]")
 # Header names already validated as tokens, mapped to their lowercase form.
 # Apps send, and clients ask with, the same few names over and over, so the
 # protocol looks a name up here and validates or lowercases only what it has not
-# seen; the bound keeps hostile or generated names from growing it (past it,
-# names are handled in full every time).
+# seen. Bounded: when full it starts over, so hostile or generated names cannot
+# grow it, nor crowd out the names in use for good.
 HEADER_KEYS: dict[bytes, bytes] = {}
 HEADER_KEYS_MAX = 1024
-# Likewise short header values (content types, cache policies, ...) that passed.
-HEADER_VALUES: set[bytes] = set()
-HEADER_VALUES_MAX = 4096
-HEADER_VALUE_CACHED_LENGTH = 64
 
 
 def build_scope_template(
@@ -129,8 +125,9 @@ def is_token(name: bytes) -> bool:
 
 def remember_header_key(name: bytes) -> bytes:
     key = name.lower()
-    if len(HEADER_KEYS) < HEADER_KEYS_MAX:
-        HEADER_KEYS[name] = key
+    if len(HEADER_KEYS) >= HEADER_KEYS_MAX:
+        HEADER_KEYS.clear()
+    HEADER_KEYS[name] = key
     return key
 
 
@@ -139,8 +136,6 @@ def check_header_value(name: bytes, value: Any) -> None:
         raise ASGIMessageError(f"Invalid response header value for {name!r}: name and value must be bytes")
     if len(value.translate(None, HEADER_VALUE_FORBIDDEN)) != len(value):
         raise ASGIMessageError(f"Invalid response header value for {name!r}: control characters")
-    if len(value) <= HEADER_VALUE_CACHED_LENGTH and len(HEADER_VALUES) < HEADER_VALUES_MAX:
-        HEADER_VALUES.add(value)
 
 
 def header_pair(item: Any) -> tuple[Any, Any]:

@@ -70,38 +70,65 @@ def test_seen_header_name_still_has_its_value_checked(serve):
     assert b"evil" not in response
 
 
-def test_header_caches_are_bounded_and_hold_only_valid_entries():
+def test_header_name_cache_is_bounded_and_holds_only_tokens():
     from fastserve import asgi
 
-    saved_keys, saved_values = dict(asgi.HEADER_KEYS), set(asgi.HEADER_VALUES)
+    saved = dict(asgi.HEADER_KEYS)
     try:
         for index in range(asgi.HEADER_KEYS_MAX + 50):
             assert asgi.header_key(b"X-Generated-%d" % index) == b"x-generated-%d" % index
-        assert len(asgi.HEADER_KEYS) == asgi.HEADER_KEYS_MAX
+            assert len(asgi.HEADER_KEYS) <= asgi.HEADER_KEYS_MAX
+        assert b"X-Generated-%d" % (asgi.HEADER_KEYS_MAX + 49) in asgi.HEADER_KEYS  # full: it started over
         for bad in (b"x a", b"x:a", b"", b"x\r\n", "x-a"):
             with pytest.raises(asgi.ASGIMessageError):
                 asgi.header_key(bad)
             assert bad not in asgi.HEADER_KEYS
-        asgi.HEADER_KEYS.clear()
         # Request header names are lowercased either way, remembered only when tokens.
         assert asgi.request_header_key(b"X-Token") == b"x-token" and b"X-Token" in asgi.HEADER_KEYS
         assert asgi.request_header_key(b"X Space") == b"x space" and b"X Space" not in asgi.HEADER_KEYS
-
-        for index in range(asgi.HEADER_VALUES_MAX + 50):
-            asgi.check_header_value(b"x-a", b"value %d" % index)
-        assert len(asgi.HEADER_VALUES) == asgi.HEADER_VALUES_MAX
-        asgi.HEADER_VALUES.clear()
-        asgi.check_header_value(b"x-a", b"v" * (asgi.HEADER_VALUE_CACHED_LENGTH + 1))
-        assert not asgi.HEADER_VALUES  # long values are checked every time, never kept
-        for bad in (b"a\r\nb", b"a\x00", b"\x7f", "text"):
-            with pytest.raises(asgi.ASGIMessageError):
-                asgi.check_header_value(b"x-a", bad)
-            assert bad not in asgi.HEADER_VALUES
     finally:
         asgi.HEADER_KEYS.clear()
-        asgi.HEADER_KEYS.update(saved_keys)
-        asgi.HEADER_VALUES.clear()
-        asgi.HEADER_VALUES.update(saved_values)
+        asgi.HEADER_KEYS.update(saved)
+
+
+def test_header_lines_cached_or_not_are_the_same_and_still_checked(serve):
+    values = iter([b"first", b"first", b"x" * 200, b"x" * 200])
+
+    async def app(scope, receive, send):
+        await receive()
+        headers = [(b"x-value", next(values)), [b"x-as-list", b"ok"], (b"content-type", b"text/plain")]
+        if scope["path"] == "/bad":
+            headers.append((b"content-type", b"text/plain\r\nx-evil: 1"))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with serve(app) as server, httpx.Client() as client:
+        for expected in ("first", "first", "x" * 200, "x" * 200):
+            response = client.get(server.url("/"))
+            assert response.headers["x-value"] == expected
+            assert (response.headers["x-as-list"], response.headers["content-type"]) == ("ok", "text/plain")
+        response = client.get(server.url("/bad"))
+        assert response.status_code == 500 and "x-evil" not in response.headers
+
+
+def test_header_line_cache_is_bounded():
+    from fastserve.protocols import python_http1 as http1
+
+    def start(value):
+        cycle = http1.RequestCycle(None, {"method": "GET"}, True, True, False)
+        cycle.start_response({"type": "http.response.start", "status": 200, "headers": [(b"x-id", value)]})
+
+    saved = dict(http1.HEADER_LINES)
+    try:
+        for index in range(http1.HEADER_LINES_MAX + 10):
+            start(b"%d" % index)
+            assert len(http1.HEADER_LINES) <= http1.HEADER_LINES_MAX
+        assert (b"x-id", b"%d" % (http1.HEADER_LINES_MAX + 9)) in http1.HEADER_LINES  # full: it started over
+        start(b"v" * (http1.HEADER_LINE_CACHED_VALUE + 1))
+        assert (b"x-id", b"v" * (http1.HEADER_LINE_CACHED_VALUE + 1)) not in http1.HEADER_LINES
+    finally:
+        http1.HEADER_LINES.clear()
+        http1.HEADER_LINES.update(saved)
 
 
 def test_exception_before_response_gives_500(serve, caplog):

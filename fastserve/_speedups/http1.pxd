@@ -13,7 +13,10 @@ cdef class RequestCycle
 cdef dict KNOWN_METHODS
 cdef dict _STATUS_LINES
 cdef dict HEADER_KEYS
-cdef set HEADER_VALUES
+cdef bytes HEADER_VALUE_FORBIDDEN
+cdef dict HEADER_LINES
+cdef Py_ssize_t HEADER_LINES_MAX
+cdef Py_ssize_t HEADER_LINE_CACHED_VALUE
 cdef dict ASGI_VERSION
 cdef str TASK_NAME
 cdef int FRAGMENT_BYTE

@@ -21,7 +21,7 @@ from http import HTTPStatus
 
 from fastserve.asgi import (
     HEADER_KEYS,
-    HEADER_VALUES,
+    HEADER_VALUE_FORBIDDEN,
     asgi_version,
     body_bytes,
     check_header_value,
@@ -48,6 +48,12 @@ MAX_PIPELINED = 32
 # much; and big chunks of a streamed body, at most this much.
 MAX_HELD_OUTPUT = 64 * 1024
 MAX_HELD_STREAM = 1024 * 1024
+# Ordinary response header lines already checked and encoded, by their (name,
+# value) pair: apps send the same few over and over. Short values only, and
+# when full it starts over (unique values such as request ids come and go).
+HEADER_LINES = {}
+HEADER_LINES_MAX = 4096
+HEADER_LINE_CACHED_VALUE = 64
 # Response bodies from this size on are written without being copied.
 ZERO_COPY_BODY = 16 * 1024
 
@@ -688,16 +694,23 @@ class RequestCycle:
         self.status = status
         if "trailers" in message and message["trailers"]:
             raise ASGIMessageError("Response trailers are not supported")
-        # [status line, default headers, name, ": ", value, CRLF, ...]: one join
-        # with the framing headers and the body when the first body chunk comes.
+        # [status line, default headers, header lines...]: one join with the
+        # framing headers and the body when the first body chunk comes.
         head = [status_line(status), b""]
         for item in message["headers"] if "headers" in message else ():
+            if type(item) is tuple:
+                try:
+                    line = HEADER_LINES.get(item)
+                except TypeError:  # an unhashable name or value: refused below
+                    line = None
+                if line is not None:
+                    head.append(line)
+                    continue
             if type(item) is tuple and len(item) == 2:
                 name, value = item
             else:
                 name, value = header_pair(item)
-            # Names and short values seen before were validated then (asgi.HEADER_KEYS
-            # and HEADER_VALUES); anything else is validated now.
+            # Names seen before were validated then (asgi.HEADER_KEYS).
             key = HEADER_KEYS.get(name) if type(name) is bytes else None
             if key is None:
                 key = header_key(name)
@@ -706,10 +719,10 @@ class RequestCycle:
                 if self.content_length >= 0 or type(value) is not bytes or not value.isdigit():
                     raise ASGIMessageError(f"Invalid response Content-Length {value!r}")
                 self.content_length = int(value)
-                head += (name, b": ", value, b"\r\n")
+                head.append(b"".join((name, b": ", value, b"\r\n")))
                 continue
-            if type(value) is not bytes or value not in HEADER_VALUES:
-                check_header_value(name, value)
+            if type(value) is not bytes or len(value.translate(None, HEADER_VALUE_FORBIDDEN)) != len(value):
+                check_header_value(name, value)  # raises, saying what is wrong
             if key == b"transfer-encoding":
                 if value.strip().lower() != b"chunked":
                     raise ASGIMessageError(f"Unsupported response Transfer-Encoding {value!r}")
@@ -723,7 +736,14 @@ class RequestCycle:
                 self.custom_server = True
             elif key == b"date":
                 self.custom_date = True
-            head += (name, b": ", value, b"\r\n")
+            elif type(item) is tuple and len(value) <= HEADER_LINE_CACHED_VALUE:
+                line = b"".join((name, b": ", value, b"\r\n"))
+                if len(HEADER_LINES) >= HEADER_LINES_MAX:
+                    HEADER_LINES.clear()
+                HEADER_LINES[item] = line
+                head.append(line)
+                continue
+            head.append(b"".join((name, b": ", value, b"\r\n")))
         if self.app_chunked and self.content_length >= 0:
             raise ASGIMessageError("Response sets both Content-Length and Transfer-Encoding")
         self.head = head
