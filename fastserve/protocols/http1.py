@@ -714,36 +714,38 @@ class RequestCycle:
             key = HEADER_KEYS.get(name) if type(name) is bytes else None
             if key is None:
                 key = header_key(name)
+            # Lines of ordinary headers are remembered; content-length, server
+            # and date also set framing or defaults, so they go through here.
+            ordinary = False
             if key == b"content-length":
                 # Digits only: that is also the whole value check.
                 if self.content_length >= 0 or type(value) is not bytes or not value.isdigit():
                     raise ASGIMessageError(f"Invalid response Content-Length {value!r}")
                 self.content_length = int(value)
-                head.append(b"".join((name, b": ", value, b"\r\n")))
-                continue
-            if type(value) is not bytes or len(value.translate(None, HEADER_VALUE_FORBIDDEN)) != len(value):
-                check_header_value(name, value)  # raises, saying what is wrong
-            if key == b"transfer-encoding":
-                if value.strip().lower() != b"chunked":
-                    raise ASGIMessageError(f"Unsupported response Transfer-Encoding {value!r}")
-                self.app_chunked = True
-                continue
-            elif key == b"connection":
-                if b"close" in value.lower():
-                    self.app_close = True
-                continue
-            elif key == b"server":
-                self.custom_server = True
-            elif key == b"date":
-                self.custom_date = True
-            elif type(item) is tuple and len(value) <= HEADER_LINE_CACHED_VALUE:
-                line = b"".join((name, b": ", value, b"\r\n"))
+            else:
+                if type(value) is not bytes or len(value.translate(None, HEADER_VALUE_FORBIDDEN)) != len(value):
+                    check_header_value(name, value)  # raises, saying what is wrong
+                if key == b"transfer-encoding":
+                    if value.strip().lower() != b"chunked":
+                        raise ASGIMessageError(f"Unsupported response Transfer-Encoding {value!r}")
+                    self.app_chunked = True
+                    continue
+                elif key == b"connection":
+                    if b"close" in value.lower():
+                        self.app_close = True
+                    continue
+                elif key == b"server":
+                    self.custom_server = True
+                elif key == b"date":
+                    self.custom_date = True
+                else:
+                    ordinary = True
+            line = b"".join((name, b": ", value, b"\r\n"))
+            if ordinary and type(item) is tuple and len(value) <= HEADER_LINE_CACHED_VALUE:
                 if len(HEADER_LINES) >= HEADER_LINES_MAX:
                     HEADER_LINES.clear()
                 HEADER_LINES[item] = line
-                head.append(line)
-                continue
-            head.append(b"".join((name, b": ", value, b"\r\n")))
+            head.append(line)
         if self.app_chunked and self.content_length >= 0:
             raise ASGIMessageError("Response sets both Content-Length and Transfer-Encoding")
         self.head = head
