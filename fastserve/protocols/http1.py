@@ -96,7 +96,7 @@ def error_status(exc):
 
 
 class HTTP1Protocol:
-    """One HTTP/1.1 connection (asyncio.Protocol interface)."""
+    """One HTTP/1.1 connection (asyncio.Protocol and BufferedProtocol interfaces)."""
 
     def __init__(self, state):
         self.state = state
@@ -690,7 +690,7 @@ class RequestCycle:
         """Check ``http.response.start`` and encode its headers; the framing waits for the body."""
         status = message["status"] if "status" in message else None
         if type(status) is not int or not 200 <= status <= 599:
-            validate_status(status)
+            validate_status(status)  # raises, saying what is wrong
         self.status = status
         if "trailers" in message and message["trailers"]:
             raise ASGIMessageError("Response trailers are not supported")
