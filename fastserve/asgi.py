@@ -99,10 +99,9 @@ def decode_path(raw_path: bytes) -> str:
     return raw_path.decode("utf-8", "replace")
 
 
-def validate_status(status: Any) -> int:
+def validate_status(status: Any) -> None:
     if type(status) is not int or not 200 <= status <= 599:
         raise ASGIMessageError(f"Invalid response status {status!r}: expected an int in 200..599")
-    return status
 
 
 def header_key(name: Any) -> bytes:
@@ -146,12 +145,11 @@ def header_pair(item: Any) -> tuple[Any, Any]:
     return name, value
 
 
-def validate_header(item: Iterable[Any]) -> bytes:
-    """Check one response header; return its lowercase name."""
+def validate_header(item: Iterable[Any]) -> None:
+    """Check one response header."""
     name, value = header_pair(item)
-    key = header_key(name)
+    header_key(name)
     check_header_value(name, value)
-    return key
 
 
 def body_bytes(body: Any) -> bytes:

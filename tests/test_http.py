@@ -146,6 +146,30 @@ def test_interleaved_partial_requests_do_not_mix(serve):
     assert (headers_two[b"x-path"], body_two) == (b"/second", b"abcdefghij")
 
 
+def test_many_distinct_request_header_names(serve):
+    """Hostile clients can send endless new header names: the name cache starts
+    over when full, every name still arrives lowercased, and a response header
+    whose name a request put in the cache is still checked in full."""
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append(scope["headers"])
+        value = b"ok" if scope["path"] != "/bad" else b"x\r\nx-evil: 1"
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"X-Name-7-3", value)]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with serve(app) as server, server.connect() as sock:
+        for batch in range(12):  # 1,200 names: past the cache's 1,024
+            names = b"".join(b"X-Name-%d-%d: v\r\n" % (batch, index) for index in range(99))
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n" + names + b"\r\n")
+            status, headers, _ = read_response(sock)
+            assert (status, headers[b"x-name-7-3"]) == (200, b"ok")
+        sock.sendall(b"GET /bad HTTP/1.1\r\nHost: x\r\nX-Name-7-3: v\r\n\r\n")
+        response = recv_all(sock)
+    assert response.startswith(b"HTTP/1.1 500 ") and b"evil" not in response
+    assert [name for name, _ in seen[5][1:4]] == [b"x-name-5-0", b"x-name-5-1", b"x-name-5-2"]
+
+
 def test_chunked_request_body(serve):
     with serve(echo) as server, server.connect() as sock:
         sock.sendall(

@@ -706,8 +706,7 @@ class RequestCycle:
                 if line is not None:
                     head.append(line)
                     continue
-            if type(item) is tuple and len(item) == 2:
-                name, value = item
+                name, value = item if len(item) == 2 else header_pair(item)
             else:
                 name, value = header_pair(item)
             # Names seen before were validated then (asgi.HEADER_KEYS).
