@@ -50,6 +50,10 @@ def _bool(text: str) -> bool:
     raise ValueError(f"expected true or false, got {text!r}")
 
 
+def _octal(text: str) -> int:
+    return int(text, 8)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fastserve", description="A fast ASGI server.", allow_abbrev=False)
     add = parser.add_argument
@@ -60,12 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     add("--port", type=int, default=8000, help="bind to this port; 0 picks a free one (default 8000)")
     add("--uds", help="bind to this Unix domain socket")
     add("--fd", type=int, help="serve on this already-open socket file descriptor")
-    add("--reload", action="store_true", help="restart when files change (not yet supported)")
+    add("--uds-permissions", type=_octal, default=0o666, help="mode of the --uds socket file, in octal (default 666)")
+    add(
+        "--bind",
+        action="append",
+        help="listen here: HOST:PORT, [V6]:PORT, unix:PATH or fd://N (repeatable; replaces --host/--port)",
+    )
+    add("--reload", action="store_true", help="restart the worker when files change (needs watchfiles)")
     add("--reload-dir", dest="reload_dirs", action="append", help="directory to watch (with --reload)")
     add("--reload-include", dest="reload_includes", action="append", help="glob to watch (with --reload)")
     add("--reload-exclude", dest="reload_excludes", action="append", help="glob to ignore (with --reload)")
     add("--reload-delay", type=float, default=0.25, help="seconds between reload checks")
-    add("--workers", type=int, help="worker processes (not yet supported above 1)")
+    add("--workers", type=int, help="worker processes (default $WEB_CONCURRENCY or 1)")
+    add("--reuse-port", action="store_true", help="each worker binds its own SO_REUSEPORT listener")
+    add("--workers-max-rss", type=float, help="replace a worker whose resident memory exceeds this many MiB")
+    add("--workers-lifetime", type=float, help="replace each worker after about this many seconds")
     add("--loop", choices=LOOP_CHOICES, default="auto", help="event loop (default: uvloop when installed)")
     add("--http", choices=HTTP_CHOICES, default="auto", help="HTTP/1.1 parser (default: httptools)")
     add("--ws", choices=WS_CHOICES, default="auto", help="WebSocket implementation (not yet supported)")
@@ -88,10 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
     add("--root-path", default="", help="ASGI root_path, for apps mounted below a prefix")
     add("--limit-concurrency", type=int, help="answer 503 above this many requests in flight")
     add("--backlog", type=int, default=2048, help="listen backlog (default 2048)")
-    add("--limit-max-requests", type=int, help="recycle the worker after this many requests (not yet supported)")
+    add("--limit-max-requests", type=int, help="a worker leaves (and is replaced) after this many requests")
+    add("--limit-max-requests-jitter", type=int, default=0, help="add up to this many to each worker's limit")
     add("--timeout-keep-alive", type=float, default=5, help="close idle keep-alive connections after this (s)")
     add("--timeout-graceful-shutdown", type=float, default=30, help="longest wait for requests at shutdown (s)")
-    add("--timeout-worker-healthcheck", type=float, default=5, help="worker health-check timeout (s)")
+    add(
+        "--timeout-worker-healthcheck",
+        type=float,
+        default=5,
+        help="kill a worker silent this long (s)",
+    )
     add("--timeout-request-header", type=float, default=30, help="a request head must arrive within this (s)")
     add("--limit-request-line", type=int, default=8190, help="longest request target, in bytes (414 above)")
     add("--limit-request-fields", type=int, default=100, help="most request header fields (431 above)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import inspect
 import logging
 import os
@@ -13,6 +14,7 @@ from typing import Any
 
 from fastserve.asgi import ASGI2Adapter, ASGIApp, ASGIMessageError, validate_header
 from fastserve.logging import LOG_LEVELS, LOGGING_CONFIG, configure_logging
+from fastserve.sockets import Address, BindError, parse_bind
 
 logger = logging.getLogger("fastserve.error")
 
@@ -88,6 +90,11 @@ class Config:
         reload_includes: list[str] | str | None = None,
         reload_excludes: list[str] | str | None = None,
         workers: int | None = None,
+        reuse_port: bool = False,
+        workers_max_rss: float | None = None,
+        workers_lifetime: float | None = None,
+        bind: list[str] | str | None = None,
+        uds_permissions: int = 0o666,
         proxy_headers: bool = False,
         server_header: bool = True,
         date_header: bool = True,
@@ -95,6 +102,7 @@ class Config:
         root_path: str = "",
         limit_concurrency: int | None = None,
         limit_max_requests: int | None = None,
+        limit_max_requests_jitter: int = 0,
         backlog: int = 2048,
         timeout_keep_alive: float = 5,
         timeout_notify: int = 30,
@@ -143,6 +151,11 @@ class Config:
         self.reload_includes = reload_includes
         self.reload_excludes = reload_excludes
         self.workers = workers or 1
+        self.reuse_port = reuse_port
+        self.workers_max_rss = workers_max_rss
+        self.workers_lifetime = workers_lifetime
+        self.bind = [bind] if isinstance(bind, str) else list(bind or [])
+        self.uds_permissions = uds_permissions
         self.proxy_headers = proxy_headers
         self.server_header = server_header
         self.date_header = date_header
@@ -150,6 +163,7 @@ class Config:
         self.root_path = root_path
         self.limit_concurrency = limit_concurrency
         self.limit_max_requests = limit_max_requests
+        self.limit_max_requests_jitter = limit_max_requests_jitter
         self.backlog = backlog
         self.timeout_keep_alive = timeout_keep_alive
         self.timeout_notify = timeout_notify
@@ -173,6 +187,7 @@ class Config:
         self.headers = [_parse_header(header) for header in headers or []]
         self.loaded_app: ASGIApp | None = None
         self._validate()
+        self.addresses = self._addresses()
         if env_file is not None:
             self._load_env_file(env_file)
         self.configure_logging()
@@ -196,27 +211,58 @@ class Config:
         _at_least("limit-request-fields", self.limit_request_fields, 1)
         _at_least("limit-request-field-size", self.limit_request_field_size, 16)
         _at_least("h11-max-incomplete-event-size", self.h11_max_incomplete_event_size, 1024)
+        _at_least("workers", self.workers, 1)
+        _at_least("limit-max-requests", self.limit_max_requests, 1)
+        _at_least("limit-max-requests-jitter", self.limit_max_requests_jitter, 0)
+        _at_least("workers-max-rss", self.workers_max_rss, 1)
+        _at_least("workers-lifetime", self.workers_lifetime, 1)
+        _at_least("timeout-worker-healthcheck", self.timeout_worker_healthcheck, 0.1)
+        _at_least("reload-delay", self.reload_delay, 0)
+        if not 0 <= self.uds_permissions <= 0o777:
+            raise ConfigError(f"--uds-permissions must be an octal mode such as 660; got {self.uds_permissions:o}")
+        if self.reload and self.workers > 1:
+            raise ConfigError("--reload and --workers cannot be used together: reload runs one worker")
+        if (self.reload or self.workers > 1) and not isinstance(self.app, str):
+            flag = "--reload" if self.reload else "--workers"
+            raise ConfigError(f"{flag} needs the application as an import string, such as 'main:app'")
         if self.http == "httptools":
             from fastserve.protocols import httptools_available
 
             if not httptools_available():
                 raise ConfigError("--http httptools: httptools is not installed (pip install httptools)")
+        if self.reload and importlib.util.find_spec("watchfiles") is None:
+            raise ConfigError("--reload needs watchfiles (pip install 'fastserve[reload]')")
         if self.loop == "uvloop" and not _uvloop_available():
             raise ConfigError("--loop uvloop: uvloop is not installed on this platform")
         self._refuse_unbuilt_features()
 
     def _refuse_unbuilt_features(self) -> None:
         not_yet = {
-            "--workers N > 1": self.workers > 1,
-            "--reload": self.reload,
             "--ssl-*": bool(self.ssl_keyfile or self.ssl_certfile or self.ssl_ca_certs),
             "--proxy-headers": self.proxy_headers,
             f"--ws {self.ws}": self.ws not in ("auto", "none"),
-            "--limit-max-requests": self.limit_max_requests is not None,
         }
         for flag, requested in not_yet.items():
             if requested:
                 raise ConfigError(f"{flag} is not supported by this version of fastserve yet")
+
+    def _addresses(self) -> list[Address]:
+        """Where to listen: every --bind, else --uds, else --fd, else --host and --port."""
+        if self.bind:
+            try:
+                return [parse_bind(text) for text in self.bind]
+            except BindError as exc:
+                raise ConfigError(str(exc)) from None
+        if self.uds is not None:
+            return [Address(path=self.uds)]
+        if self.fd is not None:
+            return [Address(fd=self.fd)]
+        return [Address(host=self.host, port=self.port)]
+
+    @property
+    def supervised(self) -> bool:
+        """Whether a supervisor runs the server in worker processes (--workers above 1, --reload)."""
+        return self.workers > 1 or self.reload
 
     def _load_env_file(self, env_file: str | os.PathLike[str]) -> None:
         if not os.path.isfile(env_file):

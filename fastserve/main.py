@@ -7,9 +7,8 @@ import sys
 from typing import Any
 
 from fastserve.config import Config, ConfigError
-from fastserve.server import Server
+from fastserve.server import STARTUP_FAILURE, Server
 
-STARTUP_FAILURE = 3
 logger = logging.getLogger("fastserve.error")
 
 
@@ -17,6 +16,10 @@ def serve_app(app: Any, **options: Any) -> int:
     """Serve until shut down; the process exit code (0 clean, 1 usage/config, 3 startup failure)."""
     try:
         config = Config(app, **options)
+        if config.supervised:
+            from fastserve.supervisor import Supervisor
+
+            return Supervisor(config).run()
         server = Server(config)
         server.run()
     except ConfigError as exc:

@@ -5,28 +5,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
+import random
 import signal
 import socket
-import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from fastserve.config import Config, ConfigError
 from fastserve.lifespan import Lifespan
 from fastserve.protocols import HTTP1Protocol, ServerState, parser_factory
+from fastserve.sockets import BindError, describe, listen, systemd_sockets
 
 logger = logging.getLogger("fastserve.error")
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 SWEEP_INTERVAL = 1.0
+# The exit code of a process whose application failed to start (gunicorn's too).
+STARTUP_FAILURE = 3
 
 
 class Server:
     """Serves one Config in the current process: ``await Server(config).serve()``."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, notify: Callable[[str], None] | None = None) -> None:
+        """``notify`` hears "ready" (listening, lifespan started) and "retiring" (max requests reached)."""
         self.config = config
+        self.notify = notify
+        self.max_requests = 0
         self.started = False
         self.should_exit = False
         self.force_exit = False
@@ -63,6 +68,9 @@ class Server:
             max_head_size=config.h11_max_incomplete_event_size,
         )
         self.lifespan = Lifespan(app, config.lifespan, self.state.lifespan_state)
+        if config.limit_max_requests:
+            # Jitter keeps the workers of one supervisor from all recycling at once.
+            self.max_requests = config.limit_max_requests + random.randint(0, config.limit_max_requests_jitter)
         with self._handle_signals(loop):
             await self._bind(sockets)
             try:
@@ -73,6 +81,8 @@ class Server:
                     await server.start_serving()
                 self.started = True
                 self._log_started()
+                if self.notify is not None:
+                    self.notify("ready")
                 self._schedule_sweep()
                 if not self.should_exit:
                     await self._exit_event.wait()
@@ -91,44 +101,27 @@ class Server:
         def factory() -> HTTP1Protocol:
             return HTTP1Protocol(state)
 
+        if not sockets:
+            try:
+                sockets = systemd_sockets() or [
+                    listen(address, config.backlog, config.uds_permissions, config.reuse_port)
+                    for address in config.addresses
+                ]
+            except BindError as exc:
+                raise ConfigError(str(exc)) from None
         options = {"backlog": config.backlog, "start_serving": False}
-        try:
-            if sockets:
-                for sock in sockets:
-                    self.servers.append(await loop.create_server(factory, sock=sock, **options))
-            elif config.fd is not None:
-                sock = socket.socket(fileno=config.fd)
-                if sock.family == socket.AF_UNIX:
-                    self.servers.append(await loop.create_unix_server(factory, sock=sock, **options))
-                else:
-                    self.servers.append(await loop.create_server(factory, sock=sock, **options))
-            elif config.uds is not None:
-                _remove_stale_socket(config.uds)
-                self.servers.append(await loop.create_unix_server(factory, path=config.uds, **options))
-                os.chmod(config.uds, 0o666)
+        for sock in sockets:
+            if sock.family == socket.AF_UNIX:
+                server = await loop.create_unix_server(factory, sock=sock, **options)
             else:
-                self.servers.append(
-                    await loop.create_server(factory, host=config.host, port=config.port, reuse_address=True, **options)
-                )
-        except OSError as exc:
-            if config.uds is not None:
-                where = config.uds
-            elif config.fd is not None:
-                where = f"fd {config.fd}"
-            else:
-                where = f"{config.host}:{config.port}"
-            raise ConfigError(f"could not listen on {where}: {exc.strerror or exc}") from None
+                server = await loop.create_server(factory, sock=sock, **options)
+            self.servers.append(server)
 
     def _log_started(self) -> None:
         for server in self.servers:
             for sock in server.sockets:
-                address = sock.getsockname()
-                if sock.family == socket.AF_INET6:
-                    url = f"http://[{address[0]}]:{address[1]}"
-                elif sock.family == socket.AF_INET:
-                    url = f"http://{address[0]}:{address[1]}"
-                else:
-                    url = f"unix socket {address or self.config.uds}"
+                where = describe(sock)
+                url = where if sock.family == socket.AF_UNIX else f"http://{where}"
                 logger.info("Fastserve running on %s (Press CTRL+C to quit)", url)
 
     def _schedule_sweep(self) -> None:
@@ -142,6 +135,11 @@ class Server:
         state.tick(now)
         for connection in list(state.connections):
             connection.check_deadline(now)
+        if self.max_requests and state.requests_started >= self.max_requests and not self.should_exit:
+            logger.info("Maximum request limit of %d reached; shutting down to be replaced", self.max_requests)
+            if self.notify is not None:
+                self.notify("retiring")
+            self.should_exit = True
         if self.should_exit:
             self._exit_event.set()
         self._schedule_sweep()
@@ -180,11 +178,15 @@ class Server:
         loop = asyncio.get_running_loop()
         timeout = self.config.timeout_graceful_shutdown
         deadline = None if timeout is None else loop.time() + timeout
-        while state.tasks and not self.force_exit:
+        # Wait for the requests in flight, and for new connections' first requests.
+        while (state.tasks or state.connections) and not self.force_exit:
             remaining = 0.1 if deadline is None else min(0.1, deadline - loop.time())
             if remaining <= 0:
                 break
-            await asyncio.wait(list(state.tasks), timeout=remaining)
+            if state.tasks:
+                await asyncio.wait(list(state.tasks), timeout=remaining)
+            else:
+                await asyncio.sleep(remaining)
         if state.tasks:
             logger.warning("Cancelling %d request(s) still running at the end of graceful shutdown", len(state.tasks))
             for task in list(state.tasks):
@@ -194,9 +196,3 @@ class Server:
             connection.close()
         if not self.force_exit:
             await self.lifespan.shutdown()
-
-
-def _remove_stale_socket(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.unlink(path)

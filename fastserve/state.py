@@ -60,6 +60,7 @@ class ServerState:
         self.connections: set[Any] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.in_flight = 0
+        self.requests_started = 0
         self.shutting_down = False
         # Every request runs in a copy of this: the context the server started in.
         self.context = contextvars.copy_context()

@@ -1,6 +1,8 @@
 """Applications for the tests that run fastserve as a separate process."""
 
 import asyncio
+import os
+import time
 
 from tests.apps import hello
 
@@ -19,6 +21,15 @@ async def app(scope, receive, send):
         await asyncio.sleep(float(scope["query_string"] or b"1"))
         await send({"type": "http.response.body", "body": b"finished\n"})
         return
+    if scope["path"] == "/pid":
+        # Which worker answered.
+        body = str(os.getpid()).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+        return
+    if scope["path"] == "/block":
+        # A handler that blocks its worker's event loop.
+        time.sleep(float(scope["query_string"] or b"30"))
     await hello(scope, receive, send)
 
 

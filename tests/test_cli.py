@@ -9,78 +9,14 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from fastserve import __version__
 from fastserve.cli import apply_environment, build_parser, main
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-class Process:
-    """``python -m fastserve ...`` with its stderr collected line by line."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.lines: list[str] = []
-        self.changed = threading.Condition()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fastserve", *args],
-            cwd=ROOT,
-            env={**os.environ, **(env or {})},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        threading.Thread(target=self._collect, daemon=True).start()
-
-    def _collect(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            with self.changed:
-                self.lines.append(line.rstrip("\n"))
-                self.changed.notify_all()
-        with self.changed:
-            self.lines.append("<eof>")
-            self.changed.notify_all()
-
-    def wait_line(self, pattern: str, timeout: float = 10) -> re.Match[str]:
-        with self.changed:
-            seen = 0
-            deadline = time.monotonic() + timeout
-            while True:
-                for line in self.lines[seen:]:
-                    match = re.search(pattern, line)
-                    if match:
-                        return match
-                seen = len(self.lines)
-                if "<eof>" in self.lines or not self.changed.wait(deadline - time.monotonic()):
-                    raise AssertionError(f"no line matching {pattern!r} in {self.lines}")
-
-    def url(self) -> str:
-        return self.wait_line(r"running on (http://\S+)").group(1)
-
-    def finish(self, timeout: float = 10) -> int:
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fastserve", *args],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
+from tests.processes import ROOT, Process, run_cli
 
 
 def test_version():
@@ -100,7 +36,10 @@ def test_version():
         (["tests.cli_apps:app", "--limit-request-fields", "0"], "--limit-request-fields"),
         (["tests.cli_apps:app", "--no-such-flag"], "--no-such-flag"),
         (["tests.cli_apps:app", "--header", "bad header"], "--header"),
-        (["tests.cli_apps:app", "--workers", "4"], "--workers"),
+        (["tests.cli_apps:app", "--workers", "-1"], "--workers"),
+        (["tests.cli_apps:app", "--workers", "2", "--reload"], "--reload and --workers"),
+        (["tests.cli_apps:app", "--bind", "127.0.0.1:http"], "--bind"),
+        (["tests.cli_apps:app", "--uds-permissions", "9"], "--uds-permissions"),
         (["no_such_module_abc:app"], 'Could not import module "no_such_module_abc"'),
         (["tests.cli_apps:missing"], 'Attribute "missing" not found'),
         (["tests.cli_apps"], "<module>:<attribute>"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
 from typing import Any
@@ -281,3 +282,34 @@ def test_a_pipelined_batch_leaves_in_one_write(http):
         assert transport.writes == 1
 
     run(main())
+
+
+def test_shutdown_answers_the_first_request_of_a_new_connection(serve):
+    """A connection accepted just before shutdown is not idle: its request is answered, then it closes."""
+    with serve(hello) as server:
+        idle = server.connect()
+        idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(idle)[0] == 200
+        fresh = server.connect()
+        wait_for(lambda: len(server.state.connections) == 2)
+        server.call(server.server.handle_exit, signal.SIGTERM)
+        wait_for(lambda: server.state.shutting_down)
+        # The connection that was served and is idle closes at once; the new one waits for its request.
+        assert recv_all(idle) == b""
+        fresh.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, body = read_response(fresh)
+        assert (status, headers[b"connection"], body) == (200, b"close", b"hello")
+        assert recv_all(fresh) == b""
+        server.thread.join(10)
+        assert not server.thread.is_alive()
+
+
+def test_shutdown_does_not_wait_long_for_a_silent_new_connection(serve):
+    with serve(hello) as server:
+        silent = server.connect()
+        wait_for(lambda: len(server.state.connections) == 1)
+        server.call(server.server.handle_exit, signal.SIGTERM)
+        # Closed within the grace (one second, checked by the once-a-second sweep).
+        assert recv_all(silent, timeout=5) == b""
+        server.thread.join(10)
+        assert not server.thread.is_alive()

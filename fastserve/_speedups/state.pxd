@@ -21,6 +21,7 @@ cdef class ServerState:
     cdef public set connections
     cdef public set tasks
     cdef public Py_ssize_t in_flight
+    cdef public Py_ssize_t requests_started
     cdef public bint shutting_down
     cdef public object context
     cdef public double now

@@ -67,6 +67,8 @@ KNOWN_METHODS = {
         "UNSUBSCRIBE PURGE MKCALENDAR LINK UNLINK SOURCE"
     ).split()
 }
+# At shutdown, how long a new connection may take to send its first request.
+FIRST_REQUEST_GRACE = 1.0
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 ASGI_VERSION = asgi_version()  # copied into every scope
 TASK_NAME = "fastserve.request"
@@ -118,6 +120,7 @@ class HTTP1Protocol:
         self.held_size = 0
         self.flush_handle = None
         self.plain_tasks = True
+        self.answered = False
         self.reset_request_head()
 
     def reset_request_head(self):
@@ -385,6 +388,7 @@ class HTTP1Protocol:
             self.send_error(503)
             return
         state.in_flight += 1
+        state.requests_started += 1
         # Each request runs in a fresh copy of the server's context, never in a
         # copy of the request before it (a pipelined request starts from there).
         # The cycle takes its task out of state.tasks when the app returns:
@@ -404,6 +408,7 @@ class HTTP1Protocol:
         if self.cycle is not cycle:
             return
         self.cycle = None
+        self.answered = True
         self.buffered -= cycle.body_size
         cycle.body = []
         cycle.body_size = 0
@@ -460,10 +465,20 @@ class HTTP1Protocol:
                 self.pending_error = 408
 
     def shutdown(self):
-        """Graceful shutdown: close when idle, else after the current response."""
+        """Graceful shutdown: close when idle, else after the current response.
+
+        A connection that has not sent its first request yet is not idle: the
+        client connected to send one (the loop may have accepted it just before
+        the listener closed). It gets a second to send it, and its answer.
+        """
         self.pipeline.clear()
         if self.cycle is None:
-            self.close()
+            if self.answered and not self.in_head:
+                self.close()
+            elif not self.in_head:
+                limit = self.state.now + FIRST_REQUEST_GRACE
+                if self.deadline == 0.0 or self.deadline > limit:
+                    self.deadline = limit
 
     def close(self):
         if not self.closed:

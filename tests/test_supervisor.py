@@ -1,0 +1,277 @@
+"""--workers: the supervisor and its worker processes, with real processes and real signals."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.processes import ROOT, Process, run_cli
+
+pytestmark = pytest.mark.timeout(90)
+
+
+class RequestLoop:
+    """Requests, one connection each, in a loop on a thread: which worker answered, and what failed."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.pids: list[int] = []
+        self.failures: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), timeout=10) as client:
+            while not self._stop.is_set():
+                try:
+                    response = client.get(self.url + "/pid")
+                    response.raise_for_status()
+                    self.pids.append(int(response.text))
+                except httpx.HTTPError as exc:
+                    self.failures.append(exc)
+
+    def __enter__(self) -> RequestLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+    def wait_for_requests(self, count: int, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        target = len(self.pids) + count
+        while len(self.pids) < target:
+            assert time.monotonic() < deadline, "requests stopped getting answers"
+            time.sleep(0.01)
+
+
+def ready_pids(process: Process, count: int) -> list[int]:
+    """The pids of the next ``count`` workers that report ready."""
+    pids = []
+    for _ in range(count):
+        match = process.wait_line(r"Worker \[(\d+)\] is ready", timeout=20)
+        pids.append(int(match.group(1)))
+        process.lines.remove(match.string)  # so the next wait finds the next worker
+    return pids
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def start(*args: str) -> tuple[Process, str, list[int]]:
+    process = Process("tests.cli_apps:app", "--port", "0", "--no-access-log", *args)
+    url = process.url()
+    workers = int(re.search(r"--workers (\d+)", " ".join(args)).group(1))
+    return process, url, ready_pids(process, workers)
+
+
+def stop(process: Process) -> int:
+    process.proc.send_signal(signal.SIGTERM)
+    return process.finish(30)
+
+
+def test_killed_worker_is_replaced():
+    process, url, pids = start("--workers", "2")
+    try:
+        with RequestLoop(url) as loop:
+            loop.wait_for_requests(20)
+            os.kill(pids[0], signal.SIGKILL)
+            process.wait_line(rf"Worker \[{pids[0]}\] was killed by SIGKILL; replacing it")
+            (new_pid,) = ready_pids(process, 1)
+            seen = len(loop.pids)
+            loop.wait_for_requests(50)
+        # A client requests one at a time: at most the one in flight on the killed worker fails.
+        assert len(loop.failures) <= 1, loop.failures
+        assert pids[0] not in loop.pids[seen:]
+        assert alive(new_pid) and alive(pids[1])
+        assert stop(process) == 0
+    finally:
+        process.finish(1)
+
+
+def test_sighup_replaces_every_worker_without_a_failed_request():
+    process, url, old = start("--workers", "2")
+    try:
+        with RequestLoop(url) as loop:
+            loop.wait_for_requests(20)
+            process.proc.send_signal(signal.SIGHUP)
+            new = ready_pids(process, 2)
+            for pid in old:
+                process.wait_line(rf"Worker \[{pid}\] stopped", timeout=20)
+            seen = len(loop.pids)
+            loop.wait_for_requests(50)
+        assert loop.failures == []
+        assert set(new).isdisjoint(old)
+        assert set(loop.pids[seen:]) <= set(new)
+        assert not any(alive(pid) for pid in old)
+        assert stop(process) == 0
+    finally:
+        process.finish(1)
+
+
+def test_sigterm_lets_a_request_in_flight_finish():
+    process, url, _ = start("--workers", "2")
+    try:
+        with httpx.stream("GET", url + "/stream?2", timeout=10) as response:
+            chunks = response.iter_bytes()
+            assert next(chunks) == b"started\n"
+            process.proc.send_signal(signal.SIGTERM)
+            assert b"".join(chunks) == b"finished\n"
+        assert process.finish(20) == 0
+    finally:
+        process.finish(1)
+
+
+def test_startup_failure_stops_everything_with_exit_3():
+    started = time.monotonic()
+    result = run_cli("tests.cli_apps:failing_startup", "--workers", "2", "--port", "0", "--lifespan", "on")
+    assert result.returncode == 3
+    assert time.monotonic() - started < 15
+    assert "cannot reach the database" in result.stderr
+    # No respawn loop: the two workers started, nothing more.
+    assert len(re.findall(r"Started worker", result.stderr)) == 2, result.stderr
+
+
+def test_max_requests_recycles_workers_without_failures():
+    process, url, first = start("--workers", "2", "--limit-max-requests", "5", "--limit-max-requests-jitter", "2")
+    try:
+        with RequestLoop(url) as loop:
+            process.wait_line(r"Worker \[\d+\] recycled", timeout=20)
+            process.wait_line(r"Worker \[\d+\] recycled", timeout=20)
+            loop.wait_for_requests(20)
+        assert loop.failures == []
+        assert set(loop.pids) - set(first), "no new worker answered"
+        assert stop(process) == 0
+    finally:
+        process.finish(1)
+
+
+def test_single_process_max_requests_exits_cleanly():
+    process = Process("tests.cli_apps:app", "--port", "0", "--limit-max-requests", "3")
+    try:
+        url = process.url()
+        for _ in range(3):
+            assert httpx.get(url).text == "hello"
+        assert process.finish(10) == 0
+    finally:
+        process.finish(1)
+
+
+def test_stuck_worker_is_killed_and_replaced():
+    process, url, pids = start("--workers", "2", "--timeout-worker-healthcheck", "1")
+    try:
+        # /block sleeps in its worker's event loop for 30 s.
+        threading.Thread(target=lambda: _ignore_errors(url + "/block?30"), daemon=True).start()
+        match = process.wait_line(r"Worker \[(\d+)\] did not answer within 1 s; killing it", timeout=20)
+        assert int(match.group(1)) in pids
+        ready_pids(process, 1)
+        assert httpx.get(url).text == "hello"
+        assert stop(process) == 0
+    finally:
+        process.finish(1)
+
+
+def _ignore_errors(url: str) -> None:
+    try:
+        httpx.get(url, timeout=40)
+    except httpx.HTTPError:
+        pass
+
+
+def test_ttin_adds_and_ttou_removes_a_worker():
+    process, url, pids = start("--workers", "2")
+    try:
+        process.proc.send_signal(signal.SIGTTIN)
+        process.wait_line(r"now 3 worker\(s\)")
+        (third,) = ready_pids(process, 1)
+        process.proc.send_signal(signal.SIGTTOU)
+        process.wait_line(r"now 2 worker\(s\)")
+        process.wait_line(r"Worker \[\d+\] stopped")
+        assert sum(alive(pid) for pid in [*pids, third]) == 2
+        assert stop(process) == 0
+    finally:
+        process.finish(1)
+
+
+def test_workers_share_a_unix_socket_and_a_tcp_port(tmp_path):
+    path = tmp_path / "app.sock"
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    process = Process(
+        "tests.cli_apps:app",
+        "--workers",
+        "2",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--bind",
+        f"unix:{path}",
+        "--uds-permissions",
+        "660",
+    )
+    try:
+        ready_pids(process, 2)
+        assert oct(path.stat().st_mode & 0o777) == "0o660"
+        assert httpx.get(f"http://127.0.0.1:{port}/").text == "hello"
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(path))) as client:
+            assert client.get("http://localhost/").text == "hello"
+        assert stop(process) == 0
+    finally:
+        process.finish(1)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT balancing is Linux's")
+def test_reuse_port_gives_each_worker_its_own_listener():
+    process, url, pids = start("--workers", "2", "--reuse-port")
+    try:
+        with RequestLoop(url) as loop:
+            loop.wait_for_requests(100)
+        assert loop.failures == []
+        assert set(loop.pids) == set(pids)  # the kernel spreads new connections over both
+        assert stop(process) == 0
+    finally:
+        process.finish(1)
+
+
+def test_systemd_socket_activation():
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    # systemd passes its sockets from fd 3 on, and names the process that should take them.
+    launcher = (
+        "import os, sys; os.dup2(int(sys.argv[1]), 3); "
+        "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1'); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'fastserve', 'tests.cli_apps:app', '--port', '1'])"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", launcher, str(listener.fileno())],
+        cwd=ROOT,
+        pass_fds=[listener.fileno()],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    listener.close()
+    try:
+        line = proc.stderr.readline()
+        while "running on" not in line:
+            assert line, "server did not start"
+            line = proc.stderr.readline()
+        assert f"127.0.0.1:{port}" in line  # the passed socket, not --port 1
+        assert httpx.get(f"http://127.0.0.1:{port}/").text == "hello"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    assert proc.returncode == 0
