@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -115,13 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     add("--limit-request-line", type=int, default=8190, help="longest request target, in bytes (414 above)")
     add("--limit-request-fields", type=int, default=100, help="most request header fields (431 above)")
     add("--limit-request-field-size", type=int, default=8190, help="largest request header field (431 above)")
-    add("--ssl-keyfile", help="TLS key file (not yet supported)")
-    add("--ssl-certfile", help="TLS certificate file (not yet supported)")
-    add("--ssl-keyfile-password", help="TLS key password")
-    add("--ssl-version", type=int, help="TLS version")
-    add("--ssl-cert-reqs", type=int, help="whether client certificates are required")
-    add("--ssl-ca-certs", help="CA certificates file")
-    add("--ssl-ciphers", help="TLS ciphers")
+    add("--ssl-keyfile", help="TLS private key file")
+    add("--ssl-certfile", help="TLS certificate file (turns TLS on)")
+    add("--ssl-keyfile-password", help="password of the TLS key")
+    add("--ssl-version", type=int, default=int(ssl.PROTOCOL_TLS_SERVER), help="ssl module protocol constant")
+    add("--ssl-cert-reqs", type=int, default=int(ssl.CERT_NONE), help="client certs: 0 no, 1 optional, 2 required")
+    add("--ssl-ca-certs", help="CA certificates that client certificates are verified with")
+    add("--ssl-ciphers", help="OpenSSL cipher list (default: OpenSSL's)")
+    add("--timeout-ssl-handshake", type=float, default=10, help="a TLS handshake must finish within this (s)")
     add("--header", dest="headers", action="append", help="default response header 'name:value' (repeatable)")
     add("--app-dir", default="", help="look for the application in this directory (default: current)")
     add("--h11-max-incomplete-event-size", type=int, help="largest request head, in bytes")

@@ -8,6 +8,7 @@ import importlib.util
 import inspect
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from fastserve.asgi import ASGI2Adapter, ASGIApp, ASGIMessageError, validate_header
 from fastserve.logging import LOG_LEVELS, LOGGING_CONFIG, configure_logging
 from fastserve.sockets import Address, BindError, parse_bind
+from fastserve.tls import TLSError, create_ssl_context
 
 logger = logging.getLogger("fastserve.error")
 
@@ -116,10 +118,11 @@ class Config:
         ssl_keyfile: str | None = None,
         ssl_certfile: str | os.PathLike[str] | None = None,
         ssl_keyfile_password: str | None = None,
-        ssl_version: int | None = None,
-        ssl_cert_reqs: int | None = None,
+        ssl_version: int = ssl.PROTOCOL_TLS_SERVER,
+        ssl_cert_reqs: int = ssl.CERT_NONE,
         ssl_ca_certs: str | None = None,
         ssl_ciphers: str | None = None,
+        timeout_ssl_handshake: float = 10,
         headers: list[tuple[str, str]] | list[str] | None = None,
         factory: bool = False,
         h11_max_incomplete_event_size: int | None = None,
@@ -181,6 +184,7 @@ class Config:
         self.ssl_cert_reqs = ssl_cert_reqs
         self.ssl_ca_certs = ssl_ca_certs
         self.ssl_ciphers = ssl_ciphers
+        self.timeout_ssl_handshake = timeout_ssl_handshake
         self.factory = factory
         self.h11_max_incomplete_event_size = h11_max_incomplete_event_size
         self.app_dir = app_dir
@@ -234,11 +238,15 @@ class Config:
             raise ConfigError("--reload needs watchfiles (pip install 'fastserve[reload]')")
         if self.loop == "uvloop" and not _uvloop_available():
             raise ConfigError("--loop uvloop: uvloop is not installed on this platform")
+        _at_least("timeout-ssl-handshake", self.timeout_ssl_handshake, 0.001)
+        if (self.ssl_keyfile or self.ssl_ca_certs) and not self.ssl_certfile:
+            raise ConfigError("--ssl-keyfile and --ssl-ca-certs need --ssl-certfile")
+        if self.ssl_certfile:
+            self.ssl_context()  # a bad certificate, key or option is reported now, in one line
         self._refuse_unbuilt_features()
 
     def _refuse_unbuilt_features(self) -> None:
         not_yet = {
-            "--ssl-*": bool(self.ssl_keyfile or self.ssl_certfile or self.ssl_ca_certs),
             "--proxy-headers": self.proxy_headers,
             f"--ws {self.ws}": self.ws not in ("auto", "none"),
         }
@@ -278,6 +286,27 @@ class Config:
             configure_logging(self.log_config, self.log_level, self.access_log, self.use_colors)
         except (ValueError, KeyError, TypeError, AttributeError, ImportError, OSError) as exc:
             raise ConfigError(f"--log-config: {exc}") from None
+
+    @property
+    def is_ssl(self) -> bool:
+        return bool(self.ssl_certfile)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A new SSL context from the --ssl-* options (None without --ssl-certfile)."""
+        if not self.ssl_certfile:
+            return None
+        try:
+            return create_ssl_context(
+                certfile=os.fspath(self.ssl_certfile),
+                keyfile=self.ssl_keyfile,
+                password=self.ssl_keyfile_password,
+                ssl_version=self.ssl_version,
+                cert_reqs=self.ssl_cert_reqs,
+                ca_certs=self.ssl_ca_certs,
+                ciphers=self.ssl_ciphers,
+            )
+        except TLSError as exc:
+            raise ConfigError(str(exc)) from None
 
     def loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop]:
         if resolve_loop(self.loop) == "uvloop":

@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import signal
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from fastserve.config import Config, ConfigError
 from fastserve.lifespan import Lifespan
 from fastserve.protocols import HTTP1Protocol, ServerState, parser_factory
 from fastserve.sockets import BindError, describe, listen, systemd_sockets
+from fastserve.tls import TLSInfo
 
 logger = logging.getLogger("fastserve.error")
 
@@ -38,6 +42,7 @@ class Server:
         self.servers: list[asyncio.AbstractServer] = []
         self.state: ServerState | None = None
         self.lifespan: Lifespan | None = None
+        self.ssl_context: ssl.SSLContext | None = None
         self._exit_event: asyncio.Event | None = None
         self._sweep: asyncio.TimerHandle | None = None
 
@@ -50,9 +55,12 @@ class Server:
         self._exit_event = asyncio.Event()
         config = self.config
         app = config.load()
+        self.ssl_context = config.ssl_context()
         self.state = ServerState(
             app=app,
             loop=loop,
+            scheme="https" if self.ssl_context is not None else "http",
+            tls=TLSInfo(self.ssl_context, os.fspath(config.ssl_certfile)) if self.ssl_context is not None else None,
             parser_factory=parser_factory(config.http),
             root_path=config.root_path,
             server_header=config.server_header,
@@ -109,7 +117,9 @@ class Server:
                 ]
             except BindError as exc:
                 raise ConfigError(str(exc)) from None
-        options = {"backlog": config.backlog, "start_serving": False}
+        options: dict[str, Any] = {"backlog": config.backlog, "start_serving": False}
+        if self.ssl_context is not None:
+            options.update(ssl=self.ssl_context, ssl_handshake_timeout=config.timeout_ssl_handshake)
         for sock in sockets:
             if sock.family == socket.AF_UNIX:
                 server = await loop.create_unix_server(factory, sock=sock, **options)
@@ -121,7 +131,8 @@ class Server:
         for server in self.servers:
             for sock in server.sockets:
                 where = describe(sock)
-                url = where if sock.family == socket.AF_UNIX else f"http://{where}"
+                scheme = "https" if self.ssl_context is not None else "http"
+                url = where if sock.family == socket.AF_UNIX else f"{scheme}://{where}"
                 logger.info("Fastserve running on %s (Press CTRL+C to quit)", url)
 
     def _schedule_sweep(self) -> None:

@@ -28,6 +28,7 @@ class ServerState:
         parser_factory: Callable[[Any], Any],
         root_path: str = "",
         scheme: str = "http",
+        tls: Any = None,
         server_header: bool = True,
         date_header: bool = True,
         extra_headers: list[tuple[str, str]] | None = None,
@@ -45,6 +46,8 @@ class ServerState:
         self.parser_factory = parser_factory
         self.root_path = root_path
         self.scheme = scheme
+        # With TLS, a fastserve.tls.TLSInfo: what each connection's "tls" scope extension is made from.
+        self.tls = tls
         self.access_log = access_log
         self.timeout_keep_alive = timeout_keep_alive
         self.timeout_request_header = timeout_request_header

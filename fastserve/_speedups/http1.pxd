@@ -46,6 +46,7 @@ cdef class HTTP1Protocol:
     cdef public object flush_handle
     cdef public bint plain_tasks
     cdef public bint answered
+    cdef public dict tls
     cdef public bint in_head
     cdef public Py_ssize_t head_bytes
     cdef public bytes url

@@ -9,6 +9,7 @@ cdef class ServerState:
     cdef public object parser_factory
     cdef public str root_path
     cdef public str scheme
+    cdef public object tls
     cdef public bint access_log
     cdef public double timeout_keep_alive
     cdef public double timeout_request_header

@@ -121,6 +121,7 @@ class HTTP1Protocol:
         self.flush_handle = None
         self.plain_tasks = True
         self.answered = False
+        self.tls = None
         self.reset_request_head()
 
     def reset_request_head(self):
@@ -147,6 +148,8 @@ class HTTP1Protocol:
         self.scope_template = state.scope_template(server, client)
         if client is not None:
             self.client_label = f"{client[0]}:{client[1]}"
+        if state.tls is not None:
+            self.tls = state.tls.extension(transport.get_extra_info("ssl_object"))
         state.connections.add(self)
         if state.shutting_down:
             transport.close()
@@ -324,7 +327,7 @@ class HTTP1Protocol:
             path = raw_path.decode("utf-8", "replace")
         scope = self.scope_template.copy()
         scope["asgi"] = ASGI_VERSION.copy()
-        scope["extensions"] = {}
+        scope["extensions"] = {} if self.tls is None else {"tls": self.tls}
         scope["http_version"] = version
         scope["method"] = method
         scope["path"] = path
