@@ -26,6 +26,7 @@ from fastserve.config import (
 )
 from fastserve.logging import LOG_LEVELS
 from fastserve.main import serve_app
+from fastserve.proxy import FORWARDED_STYLES
 
 ENV_PREFIXES = ("FASTSERVE_", "UVICORN_")
 EXTRA_ENV = {"workers": "WEB_CONCURRENCY", "forwarded_allow_ips": "FORWARDED_ALLOW_IPS"}
@@ -95,10 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
     add("--log-level", choices=tuple(LOG_LEVELS), help="log level (default info)")
     add("--access-log", action=switch, default=True, help="log every request (default on)")
     add("--use-colors", action=switch, default=None, help="colours in log lines (default: on a terminal)")
-    add("--proxy-headers", action=switch, default=False, help="trust X-Forwarded-* (not yet supported)")
+    add(
+        "--proxy-headers",
+        action=switch,
+        default=True,
+        help="read the client from trusted proxies' headers (default on)",
+    )
     add("--server-header", action=switch, default=True, help="send 'server: fastserve' (default on)")
     add("--date-header", action=switch, default=True, help="send a Date header (default on)")
-    add("--forwarded-allow-ips", help="addresses trusted for proxy headers")
+    add("--forwarded-allow-ips", help="trusted proxies: IPs, networks, * or unix: (default 127.0.0.1,::1)")
+    add(
+        "--forwarded-style", choices=FORWARDED_STYLES, default="x-forwarded", help="X-Forwarded-* or RFC 7239 Forwarded"
+    )
     add("--root-path", default="", help="ASGI root_path, for apps mounted below a prefix")
     add("--limit-concurrency", type=int, help="answer 503 above this many requests in flight")
     add("--backlog", type=int, default=2048, help="listen backlog (default 2048)")

@@ -15,6 +15,7 @@ from typing import Any
 
 from fastserve.asgi import ASGI2Adapter, ASGIApp, ASGIMessageError, validate_header
 from fastserve.logging import LOG_LEVELS, LOGGING_CONFIG, configure_logging
+from fastserve.proxy import ProxyConfigError, ProxyTrust
 from fastserve.sockets import Address, BindError, parse_bind
 from fastserve.tls import TLSError, create_ssl_context
 
@@ -25,6 +26,7 @@ HTTP_CHOICES = ("auto", "httptools", "h11")
 WS_CHOICES = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
 LIFESPAN_CHOICES = ("auto", "on", "off")
 INTERFACE_CHOICES = ("auto", "asgi3", "asgi2")
+DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
 
 
 class ConfigError(ValueError):
@@ -97,10 +99,11 @@ class Config:
         workers_lifetime: float | None = None,
         bind: list[str] | str | None = None,
         uds_permissions: int = 0o666,
-        proxy_headers: bool = False,
+        proxy_headers: bool = True,
         server_header: bool = True,
         date_header: bool = True,
         forwarded_allow_ips: list[str] | str | None = None,
+        forwarded_style: str = "x-forwarded",
         root_path: str = "",
         limit_concurrency: int | None = None,
         limit_max_requests: int | None = None,
@@ -162,7 +165,10 @@ class Config:
         self.proxy_headers = proxy_headers
         self.server_header = server_header
         self.date_header = date_header
+        if forwarded_allow_ips is None:
+            forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", DEFAULT_FORWARDED_ALLOW_IPS)
         self.forwarded_allow_ips = forwarded_allow_ips
+        self.forwarded_style = forwarded_style
         self.root_path = root_path
         self.limit_concurrency = limit_concurrency
         self.limit_max_requests = limit_max_requests
@@ -243,11 +249,16 @@ class Config:
             raise ConfigError("--ssl-keyfile and --ssl-ca-certs need --ssl-certfile")
         if self.ssl_certfile:
             self.ssl_context()  # a bad certificate, key or option is reported now, in one line
+        try:
+            self.proxy_trust = (
+                ProxyTrust(self.forwarded_allow_ips, self.forwarded_style) if self.proxy_headers else None
+            )
+        except ProxyConfigError as exc:
+            raise ConfigError(str(exc)) from None
         self._refuse_unbuilt_features()
 
     def _refuse_unbuilt_features(self) -> None:
         not_yet = {
-            "--proxy-headers": self.proxy_headers,
             f"--ws {self.ws}": self.ws not in ("auto", "none"),
         }
         for flag, requested in not_yet.items():

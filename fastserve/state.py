@@ -29,6 +29,7 @@ class ServerState:
         root_path: str = "",
         scheme: str = "http",
         tls: Any = None,
+        proxy: Any = None,
         server_header: bool = True,
         date_header: bool = True,
         extra_headers: list[tuple[str, str]] | None = None,
@@ -48,6 +49,8 @@ class ServerState:
         self.scheme = scheme
         # With TLS, a fastserve.tls.TLSInfo: what each connection's "tls" scope extension is made from.
         self.tls = tls
+        # With --proxy-headers, a fastserve.proxy.ProxyTrust: whose forwarding headers count.
+        self.proxy = proxy
         self.access_log = access_log
         self.timeout_keep_alive = timeout_keep_alive
         self.timeout_request_header = timeout_request_header

@@ -21,6 +21,7 @@ cdef dict ASGI_VERSION
 cdef str TASK_NAME
 cdef int FRAGMENT_BYTE
 cdef int ESCAPE_BYTE
+cdef frozenset FORWARDING_HEADER_NAMES
 
 cpdef bytes status_line(int status)
 
@@ -47,6 +48,8 @@ cdef class HTTP1Protocol:
     cdef public bint plain_tasks
     cdef public bint answered
     cdef public dict tls
+    cdef public bint trusted_proxy
+    cdef public list forwarding
     cdef public bint in_head
     cdef public Py_ssize_t head_bytes
     cdef public bytes url

@@ -10,6 +10,7 @@ cdef class ServerState:
     cdef public str root_path
     cdef public str scheme
     cdef public object tls
+    cdef public object proxy
     cdef public bint access_log
     cdef public double timeout_keep_alive
     cdef public double timeout_request_header

@@ -34,6 +34,7 @@ from fastserve.asgi import (
     validate_status,
 )
 from fastserve.errors import ASGIMessageError, ClientDisconnected, RequestError
+from fastserve.proxy import FORWARDING_HEADER_NAMES
 
 error_logger = logging.getLogger("fastserve.error")
 access_logger = logging.getLogger("fastserve.access")
@@ -122,6 +123,7 @@ class HTTP1Protocol:
         self.plain_tasks = True
         self.answered = False
         self.tls = None
+        self.trusted_proxy = False
         self.reset_request_head()
 
     def reset_request_head(self):
@@ -136,6 +138,7 @@ class HTTP1Protocol:
         self.connection_keep_alive = False
         self.expect_continue = False
         self.upgrade = False
+        self.forwarding = None
 
     # asyncio.Protocol ---------------------------------------------------
 
@@ -150,6 +153,8 @@ class HTTP1Protocol:
             self.client_label = f"{client[0]}:{client[1]}"
         if state.tls is not None:
             self.tls = state.tls.extension(transport.get_extra_info("ssl_object"))
+        if state.proxy is not None:
+            self.trusted_proxy = state.proxy.trusts_peer(client)
         state.connections.add(self)
         if state.shutting_down:
             transport.close()
@@ -268,6 +273,10 @@ class HTTP1Protocol:
                 self.expect_continue = True
             else:
                 raise RequestError(417, "Unsupported expectation")
+        elif self.trusted_proxy and name in FORWARDING_HEADER_NAMES:
+            if self.forwarding is None:
+                self.forwarding = []
+            self.forwarding.append((name, value))
 
     def on_headers_complete(self):
         self.in_head = False
@@ -335,6 +344,10 @@ class HTTP1Protocol:
         scope["query_string"] = query_string
         scope["headers"] = self.headers
         scope["state"] = self.state.lifespan_state.copy()
+        if self.forwarding is not None:
+            scope["client"], scope["scheme"] = self.state.proxy.resolve(
+                self.forwarding, scope["client"], scope["scheme"]
+            )
         return scope
 
     def on_body(self, body):
@@ -858,9 +871,15 @@ class RequestCycle:
         target = scope["raw_path"]
         if scope["query_string"]:
             target += b"?" + scope["query_string"]
+        conn = self.conn
+        client = scope["client"]
+        if client is conn.scope_template["client"] or client is None:
+            label = conn.client_label
+        else:  # a client named by a trusted proxy
+            label = f"{client[0]}:{client[1]}"
         access_logger.info(
             '%s - "%s %s HTTP/%s" %d',
-            self.conn.client_label,
+            label,
             scope["method"],
             escape_for_log(target),
             scope["http_version"],
