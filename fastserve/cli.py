@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--forwarded-style", choices=FORWARDED_STYLES, default="x-forwarded", help="X-Forwarded-* or RFC 7239 Forwarded"
     )
+    add("--proxy-protocol", action="store_true", help="connections start with a PROXY protocol v1/v2 header")
+    add("--proxy-allow-from", help="addresses allowed to send PROXY headers (default: --forwarded-allow-ips)")
     add("--root-path", default="", help="ASGI root_path, for apps mounted below a prefix")
     add("--limit-concurrency", type=int, help="answer 503 above this many requests in flight")
     add("--backlog", type=int, default=2048, help="listen backlog (default 2048)")

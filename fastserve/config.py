@@ -104,6 +104,8 @@ class Config:
         date_header: bool = True,
         forwarded_allow_ips: list[str] | str | None = None,
         forwarded_style: str = "x-forwarded",
+        proxy_protocol: bool = False,
+        proxy_allow_from: list[str] | str | None = None,
         root_path: str = "",
         limit_concurrency: int | None = None,
         limit_max_requests: int | None = None,
@@ -169,6 +171,8 @@ class Config:
             forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", DEFAULT_FORWARDED_ALLOW_IPS)
         self.forwarded_allow_ips = forwarded_allow_ips
         self.forwarded_style = forwarded_style
+        self.proxy_protocol = proxy_protocol
+        self.proxy_allow_from = forwarded_allow_ips if proxy_allow_from is None else proxy_allow_from
         self.root_path = root_path
         self.limit_concurrency = limit_concurrency
         self.limit_max_requests = limit_max_requests
@@ -247,14 +251,17 @@ class Config:
         _at_least("timeout-ssl-handshake", self.timeout_ssl_handshake, 0.001)
         if (self.ssl_keyfile or self.ssl_ca_certs) and not self.ssl_certfile:
             raise ConfigError("--ssl-keyfile and --ssl-ca-certs need --ssl-certfile")
+        if self.proxy_protocol and self.ssl_certfile:
+            raise ConfigError("--proxy-protocol cannot be used with --ssl-certfile yet: end TLS at the balancer")
         if self.ssl_certfile:
             self.ssl_context()  # a bad certificate, key or option is reported now, in one line
         try:
             self.proxy_trust = (
                 ProxyTrust(self.forwarded_allow_ips, self.forwarded_style) if self.proxy_headers else None
             )
+            self.proxy_protocol_trust = ProxyTrust(self.proxy_allow_from) if self.proxy_protocol else None
         except ProxyConfigError as exc:
-            raise ConfigError(str(exc)) from None
+            raise ConfigError(str(exc).replace("--forwarded-allow-ips", "--proxy-allow-from")) from None
         self._refuse_unbuilt_features()
 
     def _refuse_unbuilt_features(self) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from fastserve.config import Config, ConfigError
 from fastserve.lifespan import Lifespan
 from fastserve.protocols import HTTP1Protocol, ServerState, parser_factory
+from fastserve.protocols.proxy_protocol import ProxyProtocolGate
 from fastserve.sockets import BindError, describe, listen, systemd_sockets
 from fastserve.tls import TLSInfo
 
@@ -107,8 +108,15 @@ class Server:
         loop = asyncio.get_running_loop()
         state = self.state
 
-        def factory() -> HTTP1Protocol:
+        def http_protocol() -> HTTP1Protocol:
             return HTTP1Protocol(state)
+
+        def proxy_protocol_gate() -> ProxyProtocolGate:
+            return ProxyProtocolGate(state, http_protocol, config.proxy_protocol_trust)
+
+        factory: Callable[[], asyncio.BaseProtocol] = (
+            proxy_protocol_gate if config.proxy_protocol_trust is not None else http_protocol
+        )
 
         if not sockets:
             try:

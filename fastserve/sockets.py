@@ -177,3 +177,10 @@ def describe(sock: socket.socket) -> str:
     if sock.family == socket.AF_INET:
         return f"{address[0]}:{address[1]}"
     return f"unix socket {address}"
+
+
+def socket_address(info: object) -> tuple[str, int] | None:
+    """(host, port) from a transport's peername or sockname; None for Unix sockets."""
+    if isinstance(info, tuple) and len(info) >= 2:
+        return (str(info[0]), int(info[1]))
+    return None

@@ -63,6 +63,7 @@ cdef class HTTP1Protocol:
     cdef public bint upgrade
 
     cpdef feed(self, data)
+    cpdef set_addresses(self, server, client, str scheme)
     cpdef reset_request_head(self)
     @cython.locals(url=bytes, raw_path=bytes)
     cpdef dict build_scope(self, str method, str version)

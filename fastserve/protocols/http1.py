@@ -35,6 +35,7 @@ from fastserve.asgi import (
 )
 from fastserve.errors import ASGIMessageError, ClientDisconnected, RequestError
 from fastserve.proxy import FORWARDING_HEADER_NAMES
+from fastserve.sockets import socket_address
 
 error_logger = logging.getLogger("fastserve.error")
 access_logger = logging.getLogger("fastserve.access")
@@ -146,15 +147,13 @@ class HTTP1Protocol:
         state = self.state
         self.transport = transport
         self.parser = state.parser_factory(self)
-        server = _address(transport.get_extra_info("sockname"))
-        client = _address(transport.get_extra_info("peername"))
-        self.scope_template = state.scope_template(server, client)
-        if client is not None:
-            self.client_label = f"{client[0]}:{client[1]}"
+        self.set_addresses(
+            socket_address(transport.get_extra_info("sockname")),
+            socket_address(transport.get_extra_info("peername")),
+            None,
+        )
         if state.tls is not None:
             self.tls = state.tls.extension(transport.get_extra_info("ssl_object"))
-        if state.proxy is not None:
-            self.trusted_proxy = state.proxy.trusts_peer(client)
         state.connections.add(self)
         if state.shutting_down:
             transport.close()
@@ -163,6 +162,16 @@ class HTTP1Protocol:
         # A task factory (one an app sets at startup, say) is honoured; without
         # one, requests make their Tasks directly (see start_cycle).
         self.plain_tasks = state.loop.get_task_factory() is None
+
+    def set_addresses(self, server, client, scheme):
+        """The connection's addresses, and scheme unless None: the socket's, or a PROXY header's."""
+        state = self.state
+        self.scope_template = state.scope_template(server, client)
+        if scheme is not None:
+            self.scope_template["scheme"] = scheme
+        self.client_label = "" if client is None else f"{client[0]}:{client[1]}"
+        if state.proxy is not None:
+            self.trusted_proxy = state.proxy.trusts_peer(client)
 
     def connection_lost(self, exc):
         self.closed = True
@@ -885,10 +894,3 @@ class RequestCycle:
             scope["http_version"],
             self.status,
         )
-
-
-def _address(info):
-    """(host, port) from get_extra_info, or None for Unix sockets."""
-    if isinstance(info, tuple) and len(info) >= 2:
-        return (str(info[0]), int(info[1]))
-    return None
