@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--log-config", help="logging configuration file (.json, .yaml or .ini)")
     add("--log-level", choices=tuple(LOG_LEVELS), help="log level (default info)")
     add("--access-log", action=switch, default=True, help="log every request (default on)")
+    add("--access-log-format", help="access line in gunicorn's atoms, e.g. '%%(h)s \"%%(r)s\" %%(s)s %%(D)s'")
+    add("--access-log-json", action="store_true", help="access lines as one JSON object each")
     add("--use-colors", action=switch, default=None, help="colours in log lines (default: on a terminal)")
     add(
         "--proxy-headers",

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from fastserve.access_log import AccessLogFormatError, access_log_format
 from fastserve.asgi import ASGI2Adapter, ASGIApp, ASGIMessageError, validate_header
 from fastserve.logging import LOG_LEVELS, LOGGING_CONFIG, configure_logging
 from fastserve.proxy import ProxyConfigError, ProxyTrust
@@ -86,6 +87,8 @@ class Config:
         log_config: dict[str, Any] | str | None = LOGGING_CONFIG,
         log_level: str | int | None = None,
         access_log: bool = True,
+        access_log_format: str | None = None,
+        access_log_json: bool = False,
         use_colors: bool | None = None,
         interface: str = "auto",
         reload: bool = False,
@@ -151,6 +154,8 @@ class Config:
         self.log_config = log_config
         self.log_level = log_level
         self.access_log = access_log
+        self.access_log_format = access_log_format
+        self.access_log_json = access_log_json
         self.use_colors = use_colors
         self.interface = interface
         self.reload = reload
@@ -262,6 +267,10 @@ class Config:
             self.proxy_protocol_trust = ProxyTrust(self.proxy_allow_from) if self.proxy_protocol else None
         except ProxyConfigError as exc:
             raise ConfigError(str(exc).replace("--forwarded-allow-ips", "--proxy-allow-from")) from None
+        try:
+            self.access_format = access_log_format(self.access_log_format, self.access_log_json)
+        except AccessLogFormatError as exc:
+            raise ConfigError(str(exc)) from None
         self._refuse_unbuilt_features()
 
     def _refuse_unbuilt_features(self) -> None:
@@ -301,7 +310,9 @@ class Config:
 
     def configure_logging(self) -> None:
         try:
-            configure_logging(self.log_config, self.log_level, self.access_log, self.use_colors)
+            configure_logging(
+                self.log_config, self.log_level, self.access_log, self.use_colors, self.access_format is not None
+            )
         except (ValueError, KeyError, TypeError, AttributeError, ImportError, OSError) as exc:
             raise ConfigError(f"--log-config: {exc}") from None
 

@@ -94,11 +94,18 @@ class DefaultFormatter(logging.Formatter):
 
 
 class AccessFormatter(DefaultFormatter):
-    """Access lines; the record's args are (client_addr, method, path, http_version, status)."""
+    """Access lines; the record's args are (client_addr, method, path, http_version, status).
+
+    A line rendered whole (--access-log-format, --access-log-json) has no args:
+    a format that still names the fields gets "-" for them.
+    """
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         args = record.args
-        if isinstance(args, tuple) and len(args) == 5:
+        if not args:
+            for name in ("client_addr", "request_line", "status_code"):
+                record.__dict__.setdefault(name, "-")
+        elif isinstance(args, tuple) and len(args) == 5:
             client_addr, method, full_path, http_version, status_code = args
             record.__dict__.update(
                 client_addr=client_addr,
@@ -154,7 +161,9 @@ def configure_logging(
     log_level: str | int | None,
     access_log: bool,
     use_colors: bool | None,
+    plain_access_lines: bool = False,
 ) -> None:
+    """``plain_access_lines``: access lines are rendered whole (--access-log-format, --access-log-json)."""
     if log_config is not None:
         if isinstance(log_config, str):
             if not os.path.exists(log_config):
@@ -162,6 +171,8 @@ def configure_logging(
             loaded = _load_config_file(log_config)
         else:
             loaded = copy.deepcopy(log_config)
+            if plain_access_lines and log_config == LOGGING_CONFIG:
+                loaded["formatters"]["access"]["fmt"] = "%(message)s"
         if isinstance(loaded, configparser.RawConfigParser):
             logging.config.fileConfig(loaded, disable_existing_loggers=False)
         else:

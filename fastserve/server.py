@@ -68,6 +68,7 @@ class Server:
             server_header=config.server_header,
             date_header=config.date_header,
             extra_headers=config.headers,
+            access_format=config.access_format,
             access_log=config.access_log and logging.getLogger("fastserve.access").isEnabledFor(logging.INFO),
             timeout_keep_alive=config.timeout_keep_alive,
             timeout_request_header=config.timeout_request_header,

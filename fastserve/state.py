@@ -34,6 +34,7 @@ class ServerState:
         date_header: bool = True,
         extra_headers: list[tuple[str, str]] | None = None,
         access_log: bool = True,
+        access_format: Any = None,
         timeout_keep_alive: float = 5.0,
         timeout_request_header: float = 30.0,
         limit_request_line: int = 8190,
@@ -52,6 +53,8 @@ class ServerState:
         # With --proxy-headers, a fastserve.proxy.ProxyTrust: whose forwarding headers count.
         self.proxy = proxy
         self.access_log = access_log
+        # A fastserve.access_log format for --access-log-format/--access-log-json, else None.
+        self.access_format = access_format
         self.timeout_keep_alive = timeout_keep_alive
         self.timeout_request_header = timeout_request_header
         self.limit_request_line = limit_request_line

@@ -111,6 +111,8 @@ cdef class RequestCycle:
     cdef public bint no_body
     cdef public Py_ssize_t content_length
     cdef public Py_ssize_t bytes_sent
+    cdef public double started_at
+    cdef public object response_headers
 
     cpdef wake(self)
     cpdef abort(self, int status)

@@ -12,6 +12,7 @@ cdef class ServerState:
     cdef public object tls
     cdef public object proxy
     cdef public bint access_log
+    cdef public object access_format
     cdef public double timeout_keep_alive
     cdef public double timeout_request_header
     cdef public Py_ssize_t limit_request_line

@@ -18,7 +18,9 @@ import logging
 from asyncio import Task
 from collections import deque
 from http import HTTPStatus
+from time import perf_counter
 
+from fastserve.access_log import RequestRecord
 from fastserve.asgi import (
     HEADER_KEYS,
     HEADER_VALUE_FORBIDDEN,
@@ -414,6 +416,8 @@ class HTTP1Protocol:
             return
         state.in_flight += 1
         state.requests_started += 1
+        if state.access_format is not None:
+            cycle.started_at = perf_counter()
         # Each request runs in a fresh copy of the server's context, never in a
         # copy of the request before it (a pipelined request starts from there).
         # The cycle takes its task out of state.tasks when the app returns:
@@ -619,6 +623,8 @@ class RequestCycle:
         self.chunked = False
         self.no_body = False
         self.bytes_sent = 0
+        self.started_at = 0.0
+        self.response_headers = None
 
     def wake(self):
         waiter = self.waiter
@@ -737,7 +743,9 @@ class RequestCycle:
         # [status line, default headers, header lines...]: one join with the
         # framing headers and the body when the first body chunk comes.
         head = [status_line(status), b""]
-        for item in message["headers"] if "headers" in message else ():
+        headers = message["headers"] if "headers" in message else ()
+        self.response_headers = headers  # for an access log that names response headers
+        for item in headers:
             if type(item) is tuple:
                 try:
                     line = HEADER_LINES.get(item)
@@ -799,6 +807,7 @@ class RequestCycle:
         if self.no_body:
             pass
         elif self.chunked:
+            self.bytes_sent += len(body)
             if body:
                 parts += (b"%x\r\n" % len(body), body, b"\r\n")
             if not more_body:
@@ -877,15 +886,21 @@ class RequestCycle:
 
     def log_access(self):
         scope = self.scope
-        target = scope["raw_path"]
-        if scope["query_string"]:
-            target += b"?" + scope["query_string"]
         conn = self.conn
         client = scope["client"]
         if client is conn.scope_template["client"] or client is None:
             label = conn.client_label
         else:  # a client named by a trusted proxy
             label = f"{client[0]}:{client[1]}"
+        access_format = conn.state.access_format
+        if access_format is not None:
+            duration = perf_counter() - self.started_at
+            record = RequestRecord(label, scope, self.status, self.response_headers, self.bytes_sent, duration)
+            access_logger.info(access_format.line(record))
+            return
+        target = scope["raw_path"]
+        if scope["query_string"]:
+            target += b"?" + scope["query_string"]
         access_logger.info(
             '%s - "%s %s HTTP/%s" %d',
             label,

@@ -1,0 +1,166 @@
+"""Access lines in gunicorn's format language (``--access-log-format``) or as JSON (``--access-log-json``).
+
+A format is compiled once: the atoms it names are found when the server
+starts, and each request computes only those. Values that come from the
+client (the request line, headers) are escaped so that a log line stays one
+line of printable text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastserve.asgi import escape_for_log
+
+# gunicorn's atoms: %(h)s, %(r)s ... and %({name}i)s (request header), %({name}o)s (response header),
+# %({name}e)s (environment variable).
+_ATOM = re.compile(r"%\((\{[^}]*\}[ioe]|[a-zA-Z]+)\)s")
+
+
+class AccessLogFormatError(ValueError):
+    pass
+
+
+class RequestRecord:
+    """What one finished request tells the access log."""
+
+    __slots__ = ("client", "scope", "status", "response_headers", "bytes_sent", "duration")
+
+    def __init__(
+        self,
+        client: str,
+        scope: dict[str, Any],
+        status: int,
+        response_headers: Any,
+        bytes_sent: int,
+        duration: float,
+    ) -> None:
+        self.client = client
+        self.scope = scope
+        self.status = status
+        self.response_headers = response_headers
+        self.bytes_sent = bytes_sent
+        self.duration = duration
+
+    def target(self) -> str:
+        scope = self.scope
+        target = scope["raw_path"]
+        if scope["query_string"]:
+            target += b"?" + scope["query_string"]
+        return escape_for_log(target)
+
+    def request_header(self, name: bytes) -> str:
+        for key, value in self.scope["headers"]:
+            if key == name:
+                return escape_for_log(value)
+        return "-"
+
+    def response_header(self, name: bytes) -> str:
+        for item in self.response_headers or ():
+            key, value = item
+            if isinstance(key, bytes) and key.lower() == name:
+                return escape_for_log(value)
+        return "-"
+
+
+def _clf_time(record: RequestRecord) -> str:
+    return datetime.now(UTC).astimezone().strftime("[%d/%b/%Y:%H:%M:%S %z]")
+
+
+ATOMS: dict[str, Callable[[RequestRecord], str]] = {
+    "h": lambda r: r.client.rpartition(":")[0] or r.client or "-",
+    "l": lambda r: "-",
+    "u": lambda r: "-",
+    "t": _clf_time,
+    "r": lambda r: f"{r.scope['method']} {r.target()} HTTP/{r.scope['http_version']}",
+    "m": lambda r: r.scope["method"],
+    "U": lambda r: escape_for_log(r.scope["raw_path"]),
+    "q": lambda r: escape_for_log(r.scope["query_string"]),
+    "H": lambda r: f"HTTP/{r.scope['http_version']}",
+    "s": lambda r: str(r.status),
+    "B": lambda r: str(r.bytes_sent),
+    "b": lambda r: str(r.bytes_sent) if r.bytes_sent else "-",
+    "f": lambda r: r.request_header(b"referer"),
+    "a": lambda r: r.request_header(b"user-agent"),
+    "T": lambda r: str(int(r.duration)),
+    "M": lambda r: str(int(r.duration * 1_000)),
+    "D": lambda r: str(int(r.duration * 1_000_000)),
+    "L": lambda r: f"{r.duration:.6f}",
+    "p": lambda r: f"<{os.getpid()}>",
+}
+
+
+class AccessLogFormat:
+    """A gunicorn access-log format, compiled into the atoms it uses."""
+
+    def __init__(self, fmt: str) -> None:
+        # Literal text and atom renderers, in order ("%%" is a literal "%", as in gunicorn).
+        self.parts: list[str | Callable[[RequestRecord], str]] = []
+        position = 0
+        for match in _ATOM.finditer(fmt):
+            self.parts.append(fmt[position : match.start()].replace("%%", "%"))
+            self.parts.append(self._compile(match.group(1)))
+            position = match.end()
+        self.parts.append(fmt[position:].replace("%%", "%"))
+        self.parts = [part for part in self.parts if part != ""]
+
+    @staticmethod
+    def _compile(atom: str) -> Callable[[RequestRecord], str]:
+        if atom.startswith("{"):
+            name, kind = atom[1:-2], atom[-1]
+            if kind == "i":
+                key = name.lower().encode("latin-1")
+                return lambda r: r.request_header(key)
+            if kind == "o":
+                key = name.lower().encode("latin-1")
+                return lambda r: r.response_header(key)
+            return lambda r: os.environ.get(name, "-")
+        if atom not in ATOMS:
+            raise AccessLogFormatError(f"--access-log-format: unknown atom %({atom})s")
+        return ATOMS[atom]
+
+    def line(self, record: RequestRecord) -> str:
+        return "".join(part if isinstance(part, str) else part(record) for part in self.parts)
+
+
+class JSONAccessLog:
+    """One JSON object per request."""
+
+    def line(self, record: RequestRecord) -> str:
+        scope = record.scope
+        return json.dumps(
+            {
+                "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "client": record.client or None,
+                "method": scope["method"],
+                "path": scope["path"],
+                "query": scope["query_string"].decode("latin-1"),
+                "http_version": scope["http_version"],
+                "scheme": scope["scheme"],
+                "status": record.status,
+                "bytes": record.bytes_sent,
+                "duration_ms": round(record.duration * 1000, 3),
+                "user_agent": _none_if_dash(record.request_header(b"user-agent")),
+                "referer": _none_if_dash(record.request_header(b"referer")),
+                "pid": os.getpid(),
+            },
+            ensure_ascii=True,
+        )
+
+
+def _none_if_dash(value: str) -> str | None:
+    return None if value == "-" else value
+
+
+def access_log_format(fmt: str | None, as_json: bool) -> AccessLogFormat | JSONAccessLog | None:
+    """The compiled access-line renderer the options ask for, or None for the default line."""
+    if as_json:
+        return JSONAccessLog()
+    if fmt:
+        return AccessLogFormat(fmt)
+    return None

@@ -1,0 +1,89 @@
+"""Access lines: uvicorn's default, gunicorn's format atoms, and JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from fastserve.access_log import AccessLogFormat, AccessLogFormatError
+from tests.apps import hello, streaming
+from tests.processes import ROOT, run_cli
+
+
+@pytest.fixture
+def access_lines(caplog):
+    caplog.set_level(logging.INFO, logger="fastserve.access")
+
+    def lines() -> list[str]:
+        return [record.getMessage() for record in caplog.records if record.name == "fastserve.access"]
+
+    return lines
+
+
+def test_gunicorn_atoms(serve, access_lines):
+    fmt = '%(h)s %(l)s "%(r)s" %(s)s %(b)s %(m)s %(U)s %(q)s %(H)s %({x-id}i)s %({content-type}o)s %(D)s 100%%'
+    with serve(hello, access_log_format=fmt) as server:
+        response = httpx.get(server.url("/path?a=1"), headers={"X-Id": b"abc\xe9"})
+        assert response.text == "hello"
+    (line,) = access_lines()
+    match = re.fullmatch(
+        r'127\.0\.0\.1 - "GET /path\?a=1 HTTP/1\.1" 200 5 GET /path a=1 HTTP/1\.1 abc\\xe9 text/plain (\d+) 100%',
+        line,
+    )
+    assert match, line
+    assert int(match.group(1)) > 0  # microseconds
+
+
+def test_streamed_response_bytes_and_duration_atoms(serve, access_lines):
+    with serve(streaming, access_log_format="%(B)s %(b)s %(M)s %(L)s %(T)s") as server:
+        assert httpx.get(server.url()).text == "one,two,three"
+    (line,) = access_lines()
+    assert re.fullmatch(r"13 13 \d+ \d+\.\d{6} \d+", line), line
+
+
+def test_json_lines(serve, access_lines):
+    with serve(hello, access_log_json=True) as server:
+        httpx.get(server.url("/j?x=%22"), headers={"User-Agent": 'tester "1"', "X-Forwarded-For": "203.0.113.5"})
+    (line,) = access_lines()
+    entry = json.loads(line)
+    assert entry["client"] == "203.0.113.5:0"  # named by the trusted proxy in front
+    assert (entry["method"], entry["path"], entry["query"], entry["status"]) == ("GET", "/j", "x=%22", 200)
+    assert entry["bytes"] == 5 and entry["user_agent"] == 'tester "1"' and entry["referer"] is None
+    assert entry["duration_ms"] >= 0 and entry["http_version"] == "1.1"
+
+
+def test_unknown_atom_is_refused():
+    with pytest.raises(AccessLogFormatError):
+        AccessLogFormat("%(h)s %(zz)s")
+    result = run_cli("tests.cli_apps:app", "--access-log-format", "%(nope)s")
+    assert result.returncode == 1 and result.stderr.strip() == "Error: --access-log-format: unknown atom %(nope)s"
+
+
+def test_custom_format_line_is_the_whole_log_line():
+    """With the default log config, an access line in a custom format is printed alone."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastserve", "tests.cli_apps:app", "--port", "0", "--limit-max-requests", "1"]
+        + ["--access-log-format", "ACCESS %(s)s %(r)s"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = None
+        while url is None:
+            line = proc.stderr.readline()
+            assert line, "server did not start"
+            match = re.search(r"running on (http://\S+)", line)
+            url = match and match.group(1)
+        assert httpx.get(url + "/x").text == "hello"
+        stdout, _ = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert stdout == "ACCESS 200 GET /x HTTP/1.1\n"
