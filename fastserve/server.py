@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import random
@@ -46,6 +47,7 @@ class Server:
         self.ssl_context: ssl.SSLContext | None = None
         self._exit_event: asyncio.Event | None = None
         self._sweep: asyncio.TimerHandle | None = None
+        self._notified_at = 0.0
 
     def run(self, sockets: list[socket.socket] | None = None) -> None:
         with asyncio.Runner(loop_factory=self.config.loop_factory()) as runner:
@@ -161,6 +163,13 @@ class Server:
             if self.notify is not None:
                 self.notify("retiring")
             self.should_exit = True
+        callback = self.config.callback_notify
+        if callback is not None and now - self._notified_at >= self.config.timeout_notify:
+            # uvicorn's heartbeat (a gunicorn worker tells its arbiter it is alive).
+            self._notified_at = now
+            result = callback()
+            if inspect.isawaitable(result):
+                state.loop.create_task(result)
         if self.should_exit:
             self._exit_event.set()
         self._schedule_sweep()
