@@ -37,10 +37,15 @@ class OptionalBuildExt(build_ext):
 def extensions():
     if os.environ.get("FASTSERVE_NO_EXTENSIONS"):
         return []
+    from setuptools import Extension
+
     try:
         from Cython.Build import cythonize
-        from setuptools import Extension
     except ImportError:
+        # An sdist carries the C that Cython generated: it builds with a C compiler alone.
+        generated = [(name, source[: -len(".py")] + ".c") for name, source in COMPILED]
+        if all(os.path.exists(c_source) for _, c_source in generated):
+            return [Extension(name, [c_source]) for name, c_source in generated]
         print("fastserve: Cython not available; using the pure-Python path", file=sys.stderr)
         return []
     modules = [Extension(name, [source]) for name, source in COMPILED]
