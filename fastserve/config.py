@@ -256,8 +256,6 @@ class Config:
         _at_least("timeout-ssl-handshake", self.timeout_ssl_handshake, 0.001)
         if (self.ssl_keyfile or self.ssl_ca_certs) and not self.ssl_certfile:
             raise ConfigError("--ssl-keyfile and --ssl-ca-certs need --ssl-certfile")
-        if self.proxy_protocol and self.ssl_certfile:
-            raise ConfigError("--proxy-protocol cannot be used with --ssl-certfile yet: end TLS at the balancer")
         if self.ssl_certfile:
             self.ssl_context()  # a bad certificate, key or option is reported now, in one line
         try:

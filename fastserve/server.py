@@ -115,7 +115,10 @@ class Server:
             return HTTP1Protocol(state)
 
         def proxy_protocol_gate() -> ProxyProtocolGate:
-            return ProxyProtocolGate(state, http_protocol, config.proxy_protocol_trust)
+            # TLS, if any, starts after the PROXY header: the gate starts it.
+            return ProxyProtocolGate(
+                state, http_protocol, config.proxy_protocol_trust, self.ssl_context, config.timeout_ssl_handshake
+            )
 
         factory: Callable[[], asyncio.BaseProtocol] = (
             proxy_protocol_gate if config.proxy_protocol_trust is not None else http_protocol
@@ -130,7 +133,7 @@ class Server:
             except BindError as exc:
                 raise ConfigError(str(exc)) from None
         options: dict[str, Any] = {"backlog": config.backlog, "start_serving": False}
-        if self.ssl_context is not None:
+        if self.ssl_context is not None and factory is http_protocol:
             options.update(ssl=self.ssl_context, ssl_handshake_timeout=config.timeout_ssl_handshake)
         for sock in sockets:
             if sock.family == socket.AF_UNIX:

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 logger = logging.getLogger("fastserve.error")
@@ -101,17 +102,13 @@ def bind_tcp(host: str, port: int, backlog: int, reuse_port: bool = False, liste
         raise BindError(f"could not listen on {Address(host, port)}: {exc.strerror}") from None
     family, kind, proto, _, sockaddr = infos[0]
     sock = socket.socket(family, kind, proto)
-    try:
+    with _setting_up(sock, Address(host, port)):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(sockaddr)
         if listening:
             sock.listen(backlog)
-    except OSError as exc:
-        sock.close()
-        raise BindError(f"could not listen on {Address(host, port)}: {exc.strerror or exc}") from None
-    sock.setblocking(False)
     return sock
 
 
@@ -120,15 +117,22 @@ def bind_unix(path: str, backlog: int, permissions: int) -> socket.socket:
         if stat.S_ISSOCK(os.stat(path).st_mode):
             os.unlink(path)  # a stale socket left by an earlier run
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
+    with _setting_up(sock, Address(path=path)):
         sock.bind(path)
         os.chmod(path, permissions)
         sock.listen(backlog)
+    return sock
+
+
+@contextlib.contextmanager
+def _setting_up(sock: socket.socket, address: Address) -> Iterator[None]:
+    """Binding ``sock``: on failure it is closed and the error names the address; then it is made non-blocking."""
+    try:
+        yield
     except OSError as exc:
         sock.close()
-        raise BindError(f"could not listen on unix:{path}: {exc.strerror or exc}") from None
+        raise BindError(f"could not listen on {address}: {exc.strerror or exc}") from None
     sock.setblocking(False)
-    return sock
 
 
 def listen(address: Address, backlog: int, uds_permissions: int, reuse_port: bool = False) -> socket.socket:

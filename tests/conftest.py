@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import socket
+import ssl
 import threading
 import time
 import weakref
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import trustme
 
 from fastserve import Config, Server
 
@@ -104,6 +106,30 @@ def serve(http: str) -> Any:
         return run_server(app, **options)
 
     return start
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def server_files(ca, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tls")
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile, cafile = folder / "server.pem", folder / "server.key", folder / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(certfile)
+    keyfile.write_bytes(cert.private_key_pem.bytes())
+    ca.cert_pem.write_to_path(cafile)
+    return {"certfile": str(certfile), "keyfile": str(keyfile), "cafile": str(cafile), "cert": cert}
+
+
+def client_context(ca: trustme.CA, client_cert: trustme.LeafCert | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    if client_cert is not None:
+        client_cert.configure_cert(context)
+    return context
 
 
 def recv_all(sock: socket.socket, timeout: float = 5.0) -> bytes:

@@ -120,18 +120,21 @@ def test_uvicorn_environment_serves(tmp_path):
     assert process.finish() == 0
 
 
-@pytest.mark.parametrize("http", ["httptools", "h11"])
-def test_sigterm_lets_the_request_finish(http):
-    process = Process("tests.cli_apps:app", "--port", "0", "--http", http)
+@pytest.mark.parametrize(
+    "options", [["--http", "httptools"], ["--http", "h11"], ["--workers", "2"]], ids=["httptools", "h11", "workers"]
+)
+def test_sigterm_lets_the_request_finish(options):
+    """A 2 s request in flight at SIGTERM completes, then the process exits 0 (with a supervisor too)."""
+    process = Process("tests.cli_apps:app", "--port", "0", *options)
     try:
         url = process.url()
-        with httpx.stream("GET", url + "/stream?1") as response:
+        with httpx.stream("GET", url + "/stream?2", timeout=10) as response:
             chunks = response.iter_bytes()
             assert next(chunks) == b"started\n"
             process.proc.send_signal(signal.SIGTERM)
             rest = b"".join(chunks)
             assert rest == b"finished\n"
-        assert process.finish() == 0
+        assert process.finish(20) == 0
         process.wait_line("Application shutdown complete")
     finally:
         process.finish(1)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import ssl
 import struct
 
 import pytest
 
 from fastserve.protocols.proxy_protocol import ProxyHeader, ProxyProtocolError, parse
 from tests.apps import scope_app
-from tests.conftest import read_response, recv_all
+from tests.conftest import client_context, read_response, recv_all
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -141,3 +142,24 @@ def test_silent_connection_is_closed(serve):
     with serve(scope_app, proxy_protocol=True, timeout_keep_alive=1) as server:
         with server.connect() as sock:
             assert recv_all(sock, timeout=5) == b""
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_proxy_header_before_tls(serve, ca, server_files, loop):
+    """A balancer passing TLS through sends the PROXY header in the clear, then the client's handshake."""
+    options = {"proxy_protocol": True, "ssl_certfile": server_files["certfile"], "ssl_keyfile": server_files["keyfile"]}
+    options["loop"] = loop
+    with serve(scope_app, **options) as server:
+        for header in (b"PROXY TCP4 203.0.113.7 10.0.0.1 51000 443\r\n", v2()):
+            with server.connect() as raw:
+                raw.sendall(header)
+                with client_context(ca).wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+                    sock.sendall(REQUEST)
+                    status, _, body = read_response(sock)
+            scope = json.loads(body)
+            assert status == 200 and scope["scheme"] == "https"
+            assert scope["client"] == ["203.0.113.7", 51000]
+            assert scope["extensions"]["tls"]["tls_version"] == 0x0304
+        # Without the header, the handshake itself is refused.
+        with server.connect() as raw, pytest.raises((ssl.SSLError, OSError)):
+            client_context(ca).wrap_socket(raw, server_hostname="127.0.0.1")

@@ -124,19 +124,6 @@ def test_sighup_replaces_every_worker_without_a_failed_request():
         process.finish(1)
 
 
-def test_sigterm_lets_a_request_in_flight_finish():
-    process, url, _ = start("--workers", "2")
-    try:
-        with httpx.stream("GET", url + "/stream?2", timeout=10) as response:
-            chunks = response.iter_bytes()
-            assert next(chunks) == b"started\n"
-            process.proc.send_signal(signal.SIGTERM)
-            assert b"".join(chunks) == b"finished\n"
-        assert process.finish(20) == 0
-    finally:
-        process.finish(1)
-
-
 def test_startup_failure_stops_everything_with_exit_3():
     started = time.monotonic()
     result = run_cli("tests.cli_apps:failing_startup", "--workers", "2", "--port", "0", "--lifespan", "on")
@@ -275,3 +262,43 @@ def test_systemd_socket_activation():
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
     assert proc.returncode == 0
+
+
+def test_the_supervisor_never_imports_the_application(tmp_path):
+    log = tmp_path / "imports"
+    process = Process("tests.marker_app:app", "--port", "0", "--workers", "2", env={"FASTSERVE_IMPORT_LOG": str(log)})
+    try:
+        pids = ready_pids(process, 2)
+        assert sorted(int(line) for line in log.read_text().split()) == sorted(pids)
+        assert process.proc.pid not in pids
+        assert stop(process) == 0
+    finally:
+        process.finish(1)
+
+
+def test_workers_lifetime_replaces_workers_without_failures():
+    process, url, first = start("--workers", "2", "--workers-lifetime", "1")
+    try:
+        with RequestLoop(url) as loop:
+            process.wait_line(r"reached --workers-lifetime; replacing it", timeout=20)
+            replacements = ready_pids(process, 1)
+            process.wait_line(rf"Worker \[({first[0]}|{first[1]})\] stopped", timeout=20)
+            loop.wait_for_requests(20)
+        assert loop.failures == []
+        assert set(replacements).isdisjoint(first)
+        assert stop(process) == 0
+    finally:
+        process.finish(1)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="workers report RSS from /proc")
+def test_workers_max_rss_replaces_a_worker():
+    process, url, first = start("--workers", "2", "--workers-max-rss", "1")  # every worker is above 1 MiB
+    try:
+        line = process.wait_line(r"Worker \[(\d+)\] uses \d+ MiB, above --workers-max-rss; replacing it", timeout=20)
+        assert int(re.search(r"\[(\d+)\]", line.string).group(1)) in first
+        (replacement,) = ready_pids(process, 1)
+        assert replacement not in first
+        assert stop(process) == 0
+    finally:
+        process.finish(1)

@@ -9,32 +9,8 @@ import pytest
 import trustme
 
 from tests.apps import scope_app
-from tests.conftest import recv_all
+from tests.conftest import client_context, recv_all
 from tests.processes import run_cli
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def server_files(ca, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tls")
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    certfile, keyfile, cafile = folder / "server.pem", folder / "server.key", folder / "ca.pem"
-    cert.cert_chain_pems[0].write_to_path(certfile)
-    keyfile.write_bytes(cert.private_key_pem.bytes())
-    ca.cert_pem.write_to_path(cafile)
-    return {"certfile": str(certfile), "keyfile": str(keyfile), "cafile": str(cafile), "cert": cert}
-
-
-def client_context(ca: trustme.CA, client_cert: trustme.LeafCert | None = None) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    if client_cert is not None:
-        client_cert.configure_cert(context)
-    return context
 
 
 def test_https_scope_and_tls_extension(serve, ca, server_files):

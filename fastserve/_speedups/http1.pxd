@@ -49,6 +49,7 @@ cdef class HTTP1Protocol:
     cdef public bint answered
     cdef public dict tls
     cdef public bint trusted_proxy
+    cdef public tuple proxied
     cdef public list forwarding
     cdef public bint in_head
     cdef public Py_ssize_t head_bytes

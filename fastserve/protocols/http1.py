@@ -127,6 +127,8 @@ class HTTP1Protocol:
         self.answered = False
         self.tls = None
         self.trusted_proxy = False
+        # (server, client, scheme) from a PROXY protocol header, set before connection_made.
+        self.proxied = None
         self.reset_request_head()
 
     def reset_request_head(self):
@@ -149,11 +151,15 @@ class HTTP1Protocol:
         state = self.state
         self.transport = transport
         self.parser = state.parser_factory(self)
-        self.set_addresses(
-            socket_address(transport.get_extra_info("sockname")),
-            socket_address(transport.get_extra_info("peername")),
-            None,
-        )
+        proxied = self.proxied
+        if proxied is None:
+            self.set_addresses(
+                socket_address(transport.get_extra_info("sockname")),
+                socket_address(transport.get_extra_info("peername")),
+                None,
+            )
+        else:
+            self.set_addresses(proxied[0], proxied[1], proxied[2])
         if state.tls is not None:
             self.tls = state.tls.extension(transport.get_extra_info("ssl_object"))
         state.connections.add(self)

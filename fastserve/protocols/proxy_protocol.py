@@ -12,8 +12,10 @@ where it is.
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import ipaddress
 import logging
+import ssl
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -149,10 +151,19 @@ def _tls_from_tlvs(tlvs: bytes) -> bool:
 class ProxyProtocolGate(asyncio.Protocol):
     """The protocol of a connection until its PROXY header is read; then the HTTP protocol takes over."""
 
-    def __init__(self, state: Any, make_protocol: Callable[[], Any], allowed: Any) -> None:
+    def __init__(
+        self,
+        state: Any,
+        make_protocol: Callable[[], Any],
+        allowed: Any,
+        ssl_context: ssl.SSLContext | None = None,
+        ssl_handshake_timeout: float | None = None,
+    ) -> None:
         self.state = state
         self.make_protocol = make_protocol
         self.allowed = allowed
+        self.ssl_context = ssl_context
+        self.ssl_handshake_timeout = ssl_handshake_timeout
         self.transport: Any = None
         self.received = b""
         self.deadline = 0.0
@@ -187,18 +198,29 @@ class ProxyProtocolGate(asyncio.Protocol):
 
     def hand_over(self, header: ProxyHeader, rest: bytes) -> None:
         transport = self.transport
-        assert transport is not None
         self.state.connections.discard(self)
         self.closed = True
         protocol = self.make_protocol()
+        if header.client is not None or header.tls:
+            protocol.proxied = (
+                header.server or self.sockname,
+                header.client or self.peer,
+                "https" if header.tls else None,
+            )
+        if self.ssl_context is not None:
+            # TLS begins after the PROXY header: the same layer the loop's own TLS servers use.
+            protocol = asyncio.sslproto.SSLProtocol(
+                self.state.loop,
+                protocol,
+                self.ssl_context,
+                None,
+                server_side=True,
+                ssl_handshake_timeout=self.ssl_handshake_timeout,
+            )
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
-        if header.client is not None or header.tls:
-            protocol.set_addresses(
-                header.server or self.sockname, header.client or self.peer, "https" if header.tls else None
-            )
         if rest:
-            protocol.data_received(rest)
+            _deliver(protocol, rest)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -216,3 +238,17 @@ class ProxyProtocolGate(asyncio.Protocol):
         self.state.connections.discard(self)
         if self.transport is not None:
             self.transport.close()
+
+
+def _deliver(protocol: Any, data: bytes) -> None:
+    """Bytes read past the PROXY header, to a protocol that may be a BufferedProtocol (TLS)."""
+    if not hasattr(protocol, "get_buffer"):
+        protocol.data_received(data)
+        return
+    view = memoryview(data)
+    while view:
+        buffer = protocol.get_buffer(len(view))
+        size = min(len(buffer), len(view))
+        buffer[:size] = view[:size]
+        protocol.buffer_updated(size)
+        view = view[size:]
