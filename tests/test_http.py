@@ -438,6 +438,17 @@ def test_file_descriptor(http):
         assert httpx.get(f"http://127.0.0.1:{port}/").text == "hello"
 
 
+def test_file_descriptor_of_a_unix_socket(http, tmp_path):
+    """--fd reads the family from the socket: a Unix one is served as such."""
+    path = str(tmp_path / "inherited.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen()
+    with run_server(hello, http=http, fd=listener.fileno()):
+        with httpx.Client(transport=httpx.HTTPTransport(uds=path)) as client:
+            assert client.get("http://local/").text == "hello"
+
+
 def test_control_bytes_never_reach_the_log(serve, caplog):
     caplog.set_level("DEBUG")
     with serve(hello) as server, server.connect() as sock:
