@@ -205,6 +205,8 @@ class Server:
         for server in self.servers:
             server.close()
         state.shutting_down = True
+        # Connections the loop accepted before the listeners closed are made now.
+        await asyncio.sleep(0)
         for connection in list(state.connections):
             connection.shutdown()
 

@@ -163,13 +163,14 @@ class HTTP1Protocol:
         if state.tls is not None:
             self.tls = state.tls.extension(transport.get_extra_info("ssl_object"))
         state.connections.add(self)
-        if state.shutting_down:
-            transport.close()
-            return
         self.deadline = state.now + state.timeout_keep_alive
         # A task factory (one an app sets at startup, say) is honoured; without
         # one, requests make their Tasks directly (see start_cycle).
         self.plain_tasks = state.loop.get_task_factory() is None
+        if state.shutting_down:
+            # Accepted just before the listener closed: the client means to send
+            # a request, and gets it answered (see shutdown) rather than a reset.
+            self.shutdown()
 
     def set_addresses(self, server, client, scheme):
         """The connection's addresses, and scheme unless None: the socket's, or a PROXY header's."""
