@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 import socket
 import sys
@@ -23,12 +24,13 @@ from fastserve.sockets import reuse_port_twin
 
 
 def resident_memory() -> int:
-    """This process's resident set size in bytes (0 where the system does not tell)."""
+    """This process's resident set size in bytes; where /proc is missing (macOS), its peak."""
     try:
         with open("/proc/self/statm") as file:
             return int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
-        return 0
+        # ru_maxrss is in bytes on macOS (kilobytes on Linux, which has /proc).
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 class SupervisorLink:

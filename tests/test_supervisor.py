@@ -291,7 +291,6 @@ def test_workers_lifetime_replaces_workers_without_failures():
         process.finish(1)
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="workers report RSS from /proc")
 def test_workers_max_rss_replaces_a_worker():
     process, url, first = start("--workers", "2", "--workers-max-rss", "1")  # every worker is above 1 MiB
     try:
