@@ -84,6 +84,8 @@ class Server:
         if config.limit_max_requests:
             # Jitter keeps the workers of one supervisor from all recycling at once.
             self.max_requests = config.limit_max_requests + random.randint(0, config.limit_max_requests_jitter)
+            self.state.max_requests = self.max_requests
+            self.state.on_max_requests = self._retire
         with self._handle_signals(loop):
             await self._bind(sockets)
             try:
@@ -161,11 +163,6 @@ class Server:
         state.tick(now)
         for connection in list(state.connections):
             connection.check_deadline(now)
-        if self.max_requests and state.requests_started >= self.max_requests and not self.should_exit:
-            logger.info("Maximum request limit of %d reached; shutting down to be replaced", self.max_requests)
-            if self.notify is not None:
-                self.notify("retiring")
-            self.should_exit = True
         callback = self.config.callback_notify
         if callback is not None and now - self._notified_at >= self.config.timeout_notify:
             # uvicorn's heartbeat (a gunicorn worker tells its arbiter it is alive).
@@ -176,6 +173,15 @@ class Server:
         if self.should_exit:
             self._exit_event.set()
         self._schedule_sweep()
+
+    def _retire(self) -> None:
+        """The protocol started request number --limit-max-requests: leave, to be replaced."""
+        logger.info("Maximum request limit of %d reached; shutting down to be replaced", self.max_requests)
+        if self.notify is not None:
+            self.notify("retiring")
+        self.should_exit = True
+        if self._exit_event is not None:
+            self._exit_event.set()
 
     def handle_exit(self, sig: int, frame: object = None) -> None:
         if self.should_exit and sig == signal.SIGINT:

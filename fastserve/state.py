@@ -70,6 +70,9 @@ class ServerState:
         self.tasks: set[asyncio.Task[None]] = set()
         self.in_flight = 0
         self.requests_started = 0
+        # --limit-max-requests (0: none), and what the protocol calls when it is reached.
+        self.max_requests = 0
+        self.on_max_requests = None
         self.shutting_down = False
         # Every request runs in a copy of this: the context the server started in.
         self.context = contextvars.copy_context()

@@ -25,6 +25,8 @@ cdef class ServerState:
     cdef public set tasks
     cdef public Py_ssize_t in_flight
     cdef public Py_ssize_t requests_started
+    cdef public Py_ssize_t max_requests
+    cdef public object on_max_requests
     cdef public bint shutting_down
     cdef public object context
     cdef public double now

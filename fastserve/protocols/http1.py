@@ -423,6 +423,8 @@ class HTTP1Protocol:
             return
         state.in_flight += 1
         state.requests_started += 1
+        if state.requests_started == state.max_requests:
+            state.on_max_requests()
         if state.access_format is not None:
             cycle.started_at = perf_counter()
         # Each request runs in a fresh copy of the server's context, never in a
