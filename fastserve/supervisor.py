@@ -211,8 +211,9 @@ class Supervisor:
                     worker.last_pong = time.monotonic()
                 elif event == "retiring":
                     worker.retiring = True
-                    logger.info("Worker [%d] reached its request limit; starting its replacement", worker.pid)
-                    self.spawn()
+                    if not self.stopping:  # (a replacement started now would never be stopped)
+                        logger.info("Worker [%d] reached its request limit; starting its replacement", worker.pid)
+                        self.spawn()
         except (EOFError, OSError):
             pass
 

@@ -307,3 +307,20 @@ def test_workers_max_rss_replaces_a_worker():
         assert stop(process) == 0
     finally:
         process.finish(1)
+
+
+def test_a_worker_retiring_during_shutdown_is_not_replaced():
+    """Found by a hang: a replacement started after SIGTERM was never told to stop."""
+    from multiprocessing import Pipe
+    from types import SimpleNamespace
+
+    from fastserve import Config
+    from fastserve.supervisor import Supervisor
+
+    supervisor = Supervisor(Config("tests.cli_apps:app", workers=2, log_config=None))
+    ours, theirs = Pipe()
+    worker = SimpleNamespace(connection=ours, pid=1, rss=0, retiring=False)
+    theirs.send(("retiring", 0))
+    supervisor.stopping = True
+    supervisor._read_messages(worker)
+    assert worker.retiring and supervisor.workers == []
