@@ -26,6 +26,14 @@ class AccessLogFormatError(ValueError):
     pass
 
 
+def request_target(scope: dict[str, Any]) -> str:
+    """The request's path and query, as they came, made safe for a log line."""
+    target = scope["raw_path"]
+    if scope["query_string"]:
+        target += b"?" + scope["query_string"]
+    return escape_for_log(target)
+
+
 class RequestRecord:
     """What one finished request tells the access log."""
 
@@ -46,13 +54,6 @@ class RequestRecord:
         self.response_headers = response_headers
         self.bytes_sent = bytes_sent
         self.duration = duration
-
-    def target(self) -> str:
-        scope = self.scope
-        target = scope["raw_path"]
-        if scope["query_string"]:
-            target += b"?" + scope["query_string"]
-        return escape_for_log(target)
 
     def request_header(self, name: bytes) -> str:
         for key, value in self.scope["headers"]:
@@ -77,7 +78,7 @@ ATOMS: dict[str, Callable[[RequestRecord], str]] = {
     "l": lambda r: "-",
     "u": lambda r: "-",
     "t": _clf_time,
-    "r": lambda r: f"{r.scope['method']} {r.target()} HTTP/{r.scope['http_version']}",
+    "r": lambda r: f"{r.scope['method']} {request_target(r.scope)} HTTP/{r.scope['http_version']}",
     "m": lambda r: r.scope["method"],
     "U": lambda r: escape_for_log(r.scope["raw_path"]),
     "q": lambda r: escape_for_log(r.scope["query_string"]),

@@ -314,10 +314,6 @@ class Config:
         except (ValueError, KeyError, TypeError, AttributeError, ImportError, OSError) as exc:
             raise ConfigError(f"--log-config: {exc}") from None
 
-    @property
-    def is_ssl(self) -> bool:
-        return bool(self.ssl_certfile)
-
     def ssl_context(self) -> ssl.SSLContext | None:
         """A new SSL context from the --ssl-* options (None without --ssl-certfile)."""
         if not self.ssl_certfile:

@@ -19,7 +19,7 @@ from fastserve.config import Config, ConfigError
 from fastserve.lifespan import Lifespan
 from fastserve.protocols import HTTP1Protocol, ServerState, parser_factory
 from fastserve.protocols.proxy_protocol import ProxyProtocolGate
-from fastserve.sockets import BindError, describe, listen, systemd_sockets
+from fastserve.sockets import BindError, describe, open_sockets
 from fastserve.tls import TLSInfo
 
 logger = logging.getLogger("fastserve.error")
@@ -37,7 +37,6 @@ class Server:
         """``notify`` hears "ready" (listening, lifespan started) and "retiring" (max requests reached)."""
         self.config = config
         self.notify = notify
-        self.max_requests = 0
         self.started = False
         self.should_exit = False
         self.force_exit = False
@@ -83,8 +82,7 @@ class Server:
         self.lifespan = Lifespan(app, config.lifespan, self.state.lifespan_state)
         if config.limit_max_requests:
             # Jitter keeps the workers of one supervisor from all recycling at once.
-            self.max_requests = config.limit_max_requests + random.randint(0, config.limit_max_requests_jitter)
-            self.state.max_requests = self.max_requests
+            self.state.max_requests = config.limit_max_requests + random.randint(0, config.limit_max_requests_jitter)
             self.state.on_max_requests = self._retire
         with self._handle_signals(loop):
             await self._bind(sockets)
@@ -128,10 +126,7 @@ class Server:
 
         if not sockets:
             try:
-                sockets = systemd_sockets() or [
-                    listen(address, config.backlog, config.uds_permissions, config.reuse_port)
-                    for address in config.addresses
-                ]
+                sockets = open_sockets(config.addresses, config.backlog, config.uds_permissions, config.reuse_port)
             except BindError as exc:
                 raise ConfigError(str(exc)) from None
         options: dict[str, Any] = {"backlog": config.backlog, "start_serving": False}
@@ -148,8 +143,7 @@ class Server:
         for server in self.servers:
             for sock in server.sockets:
                 where = describe(sock)
-                scheme = "https" if self.ssl_context is not None else "http"
-                url = where if sock.family == socket.AF_UNIX else f"{scheme}://{where}"
+                url = where if sock.family == socket.AF_UNIX else f"{self.state.scheme}://{where}"
                 logger.info("Fastserve running on %s (Press CTRL+C to quit)", url)
 
     def _schedule_sweep(self) -> None:
@@ -176,7 +170,8 @@ class Server:
 
     def _retire(self) -> None:
         """The protocol started request number --limit-max-requests: leave, to be replaced."""
-        logger.info("Maximum request limit of %d reached; shutting down to be replaced", self.max_requests)
+        assert self.state is not None
+        logger.info("Maximum request limit of %d reached; shutting down to be replaced", self.state.max_requests)
         if self.notify is not None:
             self.notify("retiring")
         self.should_exit = True

@@ -135,12 +135,25 @@ def _setting_up(sock: socket.socket, address: Address) -> Iterator[None]:
     sock.setblocking(False)
 
 
-def listen(address: Address, backlog: int, uds_permissions: int, reuse_port: bool = False) -> socket.socket:
-    if address.path is not None:
-        return bind_unix(address.path, backlog, uds_permissions)
-    if address.fd is not None:
-        return adopt_fd(address.fd)
-    return bind_tcp(address.host, address.port, backlog, reuse_port)
+def open_sockets(
+    addresses: list[Address], backlog: int, uds_permissions: int, reuse_port: bool = False, listening: bool = True
+) -> list[socket.socket]:
+    """systemd's sockets when it passed this process some, else one socket per address.
+
+    ``listening=False`` only holds the TCP addresses (see reuse_port_twin).
+    """
+    inherited = systemd_sockets()
+    if inherited:
+        return inherited
+    sockets = []
+    for address in addresses:
+        if address.path is not None:
+            sockets.append(bind_unix(address.path, backlog, uds_permissions))
+        elif address.fd is not None:
+            sockets.append(adopt_fd(address.fd))
+        else:
+            sockets.append(bind_tcp(address.host, address.port, backlog, reuse_port, listening))
+    return sockets
 
 
 def reuse_port_twin(sock: socket.socket, backlog: int) -> socket.socket:

@@ -35,7 +35,7 @@ from typing import Any
 
 from fastserve.child import STARTUP_FAILURE, serve_worker
 from fastserve.config import Config, ConfigError
-from fastserve.sockets import BindError, bind_tcp, listen, systemd_sockets, warn_if_requests_are_lost_with_reuse_port
+from fastserve.sockets import BindError, open_sockets, warn_if_requests_are_lost_with_reuse_port
 
 logger = logging.getLogger("fastserve.error")
 
@@ -128,17 +128,10 @@ class Supervisor:
 
     def bind(self) -> None:
         config = self.config
-        inherited = systemd_sockets()
-        if inherited:
-            self.sockets = inherited
-            return
-        for address in config.addresses:
-            if config.reuse_port and address.path is None and address.fd is None:
-                # Holds the port (and resolves port 0); each worker binds its own twin.
-                sock = bind_tcp(address.host, address.port, config.backlog, reuse_port=True, listening=False)
-            else:
-                sock = listen(address, config.backlog, config.uds_permissions)
-            self.sockets.append(sock)
+        # With --reuse-port the TCP addresses are only held (and port 0 resolved): each worker listens on a twin.
+        self.sockets = open_sockets(
+            config.addresses, config.backlog, config.uds_permissions, config.reuse_port, listening=not config.reuse_port
+        )
         if config.reuse_port:
             warn_if_requests_are_lost_with_reuse_port()
 

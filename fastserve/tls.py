@@ -94,12 +94,14 @@ class TLSInfo:
 
 def client_chain(ssl_object: Any) -> list[str]:
     """The client's certificates as PEM, its own first (the whole chain where Python gives it: 3.13+)."""
-    get_chain = getattr(ssl_object, "get_unverified_chain", None)
-    if get_chain is not None:
-        certificates = get_chain() or []
-        return [ssl.DER_cert_to_PEM_cert(_der(certificate)) for certificate in certificates]
     leaf = ssl_object.getpeercert(binary_form=True)
-    return [ssl.DER_cert_to_PEM_cert(leaf)] if leaf else []
+    if not leaf:
+        return []  # (some 3.13 and 3.14 releases raise from get_unverified_chain() then)
+    get_chain = getattr(ssl_object, "get_unverified_chain", None)
+    if get_chain is None:
+        return [ssl.DER_cert_to_PEM_cert(leaf)]
+    # Early 3.13 releases give certificate objects, later ones DER bytes.
+    return [ssl.DER_cert_to_PEM_cert(_der(certificate)) for certificate in get_chain() or [leaf]]
 
 
 def _der(certificate: Any) -> bytes:

@@ -20,7 +20,7 @@ from collections import deque
 from http import HTTPStatus
 from time import perf_counter
 
-from fastserve.access_log import RequestRecord
+from fastserve.access_log import RequestRecord, request_target
 from fastserve.asgi import (
     HEADER_KEYS,
     HEADER_VALUE_FORBIDDEN,
@@ -907,14 +907,11 @@ class RequestCycle:
             record = RequestRecord(label, scope, self.status, self.response_headers, self.bytes_sent, duration)
             access_logger.info(access_format.line(record))
             return
-        target = scope["raw_path"]
-        if scope["query_string"]:
-            target += b"?" + scope["query_string"]
         access_logger.info(
             '%s - "%s %s HTTP/%s" %d',
             label,
             scope["method"],
-            escape_for_log(target),
+            request_target(scope),
             scope["http_version"],
             self.status,
         )
