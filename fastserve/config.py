@@ -177,7 +177,7 @@ class Config:
         self.forwarded_allow_ips = forwarded_allow_ips
         self.forwarded_style = forwarded_style
         self.proxy_protocol = proxy_protocol
-        self.proxy_allow_from = forwarded_allow_ips if proxy_allow_from is None else proxy_allow_from
+        self.proxy_allow_from = proxy_allow_from  # None: the --forwarded-allow-ips list
         self.root_path = root_path
         self.limit_concurrency = limit_concurrency
         self.limit_max_requests = limit_max_requests
@@ -258,13 +258,17 @@ class Config:
             raise ConfigError("--ssl-keyfile and --ssl-ca-certs need --ssl-certfile")
         if self.ssl_certfile:
             self.ssl_context()  # a bad certificate, key or option is reported now, in one line
+        self.proxy_trust: ProxyTrust | None = None
+        self.proxy_protocol_trust: ProxyTrust | None = None
         try:
-            self.proxy_trust = (
-                ProxyTrust(self.forwarded_allow_ips, self.forwarded_style) if self.proxy_headers else None
-            )
-            self.proxy_protocol_trust = ProxyTrust(self.proxy_allow_from) if self.proxy_protocol else None
+            if self.proxy_headers:
+                self.proxy_trust = ProxyTrust(self.forwarded_allow_ips, self.forwarded_style)
+            if self.proxy_protocol and self.proxy_allow_from is None:
+                self.proxy_protocol_trust = ProxyTrust(self.forwarded_allow_ips)
+            elif self.proxy_protocol:
+                self.proxy_protocol_trust = ProxyTrust(self.proxy_allow_from, flag="--proxy-allow-from")
         except ProxyConfigError as exc:
-            raise ConfigError(str(exc).replace("--forwarded-allow-ips", "--proxy-allow-from")) from None
+            raise ConfigError(str(exc)) from None
         try:
             self.access_format = access_log_format(self.access_log_format, self.access_log_json)
         except AccessLogFormatError as exc:

@@ -19,6 +19,7 @@ FORWARDING_HEADER_NAMES = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b
 FORWARDED_STYLES = ("x-forwarded", "rfc7239")
 SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 UNIX_LITERAL = "unix:"
+MAX_HOPS = 16
 
 
 class ProxyConfigError(ValueError):
@@ -28,7 +29,8 @@ class ProxyConfigError(ValueError):
 class ProxyTrust:
     """Which peers and hops are trusted proxies, and what their headers say about the client."""
 
-    def __init__(self, allow: list[str] | str, style: str = "x-forwarded") -> None:
+    def __init__(self, allow: list[str] | str, style: str = "x-forwarded", flag: str = "--forwarded-allow-ips") -> None:
+        """``flag`` names the option ``allow`` came from, for the error message."""
         if style not in FORWARDED_STYLES:
             raise ProxyConfigError(f"--forwarded-style must be one of {', '.join(FORWARDED_STYLES)}; got {style!r}")
         self.style = style
@@ -49,7 +51,7 @@ class ProxyTrust:
                     self.networks.append(ipaddress.ip_network(item, strict=False))
                 except ValueError:
                     if "/" in item:
-                        raise ProxyConfigError(f"--forwarded-allow-ips: {item!r} is not a network") from None
+                        raise ProxyConfigError(f"{flag}: {item!r} is not a network") from None
                     self.literals.add(item)
 
     def trusts_peer(self, client: Address | None) -> bool:
@@ -92,7 +94,14 @@ class ProxyTrust:
 
 
 def _joined(headers: ForwardedHeaders, name: bytes) -> str:
-    return ",".join(value.decode("latin-1") for key, value in headers if key == name)
+    """The values of header ``name`` as one list, cut to the entries of the nearest MAX_HOPS hops.
+
+    Hops further away are never walked to: a longer chain is what a client
+    writes to make every request cost milliseconds of parsing, not a deployment.
+    """
+    value = ",".join(value.decode("latin-1") for key, value in headers if key == name)
+    entries = value.rsplit(",", MAX_HOPS)
+    return ",".join(entries[1:]) if len(entries) > MAX_HOPS else value
 
 
 def _split(value: str) -> list[str]:

@@ -40,6 +40,8 @@ def test_version():
         (["tests.cli_apps:app", "--workers", "2", "--reload"], "--reload and --workers"),
         (["tests.cli_apps:app", "--bind", "127.0.0.1:http"], "--bind"),
         (["tests.cli_apps:app", "--uds-permissions", "9"], "--uds-permissions"),
+        (["tests.cli_apps:app", "--forwarded-allow-ips", "10.0.0.0/99"], "--forwarded-allow-ips: '10.0.0.0/99'"),
+        (["tests.cli_apps:app", "--proxy-protocol", "--proxy-allow-from", "10.0.0.0/99"], "--proxy-allow-from: "),
         (["no_such_module_abc:app"], 'Could not import module "no_such_module_abc"'),
         (["tests.cli_apps:missing"], 'Attribute "missing" not found'),
         (["tests.cli_apps"], "<module>:<attribute>"),

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fastserve.proxy import ProxyConfigError, ProxyTrust
+from fastserve.proxy import MAX_HOPS, ProxyConfigError, ProxyTrust
 from tests.apps import scope_app
 from tests.conftest import read_response
 
@@ -120,3 +120,16 @@ def test_x_forwarded_proto_not_aligned_with_the_hops_is_the_nearest_proxys():
     headers = [(b"x-forwarded-for", b"203.0.113.7, 10.1.2.3"), (b"x-forwarded-proto", b"https")]
     assert trust.resolve(headers, ("127.0.0.1", 5), "http") == (("203.0.113.7", 0), "https")
     assert trust.resolve([(b"x-forwarded-proto", b"wss")], ("127.0.0.1", 5), "http") == (("127.0.0.1", 5), "https")
+
+
+@pytest.mark.parametrize("style", ["x-forwarded", "rfc7239"])
+def test_only_the_nearest_hops_are_walked(style):
+    """A client that writes hundreds of trusted-looking hops gets neither its leftmost pick nor a costly walk."""
+    trust = ProxyTrust("10.0.0.0/8", style=style)
+    hops = ["6.6.6.6"] + [f"10.0.{i // 250}.{i % 250}" for i in range(300)]
+    if style == "rfc7239":
+        headers = [(b"forwarded", ", ".join(f"for={hop}" for hop in hops).encode())]
+    else:
+        headers = [(b"x-forwarded-for", ", ".join(hops).encode())]
+    client, _ = trust.resolve(headers, ("10.9.9.9", 1), "http")
+    assert client == (hops[-MAX_HOPS], 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import signal
 import ssl
 import struct
 
@@ -11,7 +12,7 @@ import pytest
 
 from fastserve.protocols.proxy_protocol import ProxyHeader, ProxyProtocolError, parse
 from tests.apps import scope_app
-from tests.conftest import client_context, read_response, recv_all
+from tests.conftest import client_context, read_response, recv_all, wait_for
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -163,3 +164,18 @@ def test_proxy_header_before_tls(serve, ca, server_files, loop):
         # Without the header, the handshake itself is refused.
         with server.connect() as raw, pytest.raises((ssl.SSLError, OSError)):
             client_context(ca).wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def test_shutdown_answers_a_connection_still_waiting_for_its_proxy_header(serve):
+    with serve(scope_app, proxy_protocol=True) as server:
+        sock = server.connect()
+        wait_for(lambda: len(server.state.connections) == 1)
+        server.call(server.server.handle_exit, signal.SIGTERM)
+        wait_for(lambda: server.state.shutting_down)
+        sock.sendall(b"PROXY TCP4 203.0.113.7 10.0.0.1 51000 443\r\n" + REQUEST)
+        status, headers, body = read_response(sock)
+        assert (status, headers[b"connection"]) == (200, b"close")
+        assert json.loads(body)["client"] == ["203.0.113.7", 51000]
+        sock.close()
+        server.thread.join(10)
+        assert not server.thread.is_alive()

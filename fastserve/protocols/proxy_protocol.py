@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from fastserve.protocols.http1 import FIRST_REQUEST_GRACE
 from fastserve.sockets import socket_address
 
 logger = logging.getLogger("fastserve.error")
@@ -182,6 +183,8 @@ class ProxyProtocolGate(asyncio.Protocol):
         self.state.connections.add(self)
         # The header comes first and is short: it gets the keep-alive time, not the whole header timeout.
         self.deadline = self.state.now + self.state.timeout_keep_alive
+        if self.state.shutting_down:
+            self.shutdown()
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
@@ -231,7 +234,10 @@ class ProxyProtocolGate(asyncio.Protocol):
             self.close()
 
     def shutdown(self) -> None:
-        self.close()
+        # As for a new HTTP connection: the balancer opened it to send a request, which gets answered.
+        limit = self.state.now + FIRST_REQUEST_GRACE
+        if self.deadline == 0.0 or self.deadline > limit:
+            self.deadline = limit
 
     def close(self) -> None:
         self.closed = True
