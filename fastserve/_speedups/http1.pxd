@@ -62,8 +62,18 @@ cdef class HTTP1Protocol:
     cdef public bint connection_keep_alive
     cdef public bint expect_continue
     cdef public bint upgrade
+    cdef public bint te_trailers
+    cdef public bytes content_length
+    cdef public Py_ssize_t body_left
+    cdef public Py_ssize_t begun
+    cdef public bint replays
+    cdef public bytes replay
+    cdef public Py_ssize_t replay_begun
 
+    @cython.locals(continuing=RequestCycle, body_left=Py_ssize_t, in_head=bint, begun=Py_ssize_t)
     cpdef feed(self, data)
+    @cython.locals(size=Py_ssize_t)
+    cpdef on_header(self, bytes name, bytes value)
     cpdef set_addresses(self, server, client, str scheme)
     cpdef reset_request_head(self)
     @cython.locals(url=bytes, raw_path=bytes)

@@ -4,6 +4,11 @@
 ``httptools.HttpRequestParser``, so the one protocol serves both parsers. h11 is
 more lenient than llhttp in a few places (bare LF line ends, obs-fold); those
 are refused here so both parsers accept the same requests.
+
+h11 also serves the httptools path where llhttp cannot: llhttp knows a fixed
+list of methods, and RFC 9110 allows any token. ``ExtensionMethodParser`` parses
+one such request and hands the connection back; ``request_start`` finds where
+that request begins in bytes llhttp has already been through.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ _VALUE_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # A line end without CR, a CR without LF, or a header line folded onto the next.
 _LAX_LINE = re.compile(rb"(?<!\r)\n|\r(?!\n)|\n[ \t]")
 _CONTENT_LENGTH_VALUE = re.compile(rb"\r\ncontent-length[ \t]*:([^\r]*)", re.IGNORECASE)
+# The largest chunk size llhttp accepts.
+MAX_CHUNK_SIZE = 2**64 - 1
 # Where h11 ends a head: an empty line, with or without its CR.
 _HEAD_END = re.compile(rb"\n\r?\n")
 
@@ -47,8 +54,11 @@ class H11Parser:
         return self._method
 
     def feed_data(self, data: bytes | memoryview) -> None:
+        self._receive(bytes(data))  # (a view of the server's receive buffer is reused by the next read)
+
+    def _receive(self, data: bytes, one_request: bool = False) -> bytes | None:
+        """Parse ``data``; with ``one_request``, stop after one request and return the bytes after it."""
         protocol = self._protocol
-        data = bytes(data)  # a view of the server's receive buffer is reused by the next read
         while data:
             connection = self._connection
             if connection.their_state is h11.IDLE:
@@ -56,7 +66,7 @@ class H11Parser:
                     # Empty lines before a request line are ignored (RFC 9112 2.2).
                     data = data.lstrip(b"\r\n")
                     if not data:
-                        return
+                        return None
                 if not self._begun:
                     self._begun = True
                     protocol.on_message_begin()
@@ -69,6 +79,7 @@ class H11Parser:
                 except h11.RemoteProtocolError as exc:
                     raise RequestError(_status_for(exc), str(exc)) from None
                 if event is h11.NEED_DATA or event is h11.PAUSED:
+                    _check_chunk_size(connection)
                     break
                 event_type = type(event)
                 if event_type is h11.Request:
@@ -84,6 +95,8 @@ class H11Parser:
                         protocol.on_header(bytes(name), bytes(value))
                     protocol.on_headers_complete()
                 elif event_type is h11.Data:
+                    if event.chunk_start:
+                        _check_chunk_size(connection)
                     protocol.on_body(bytes(event.data))
                 elif event_type is h11.EndOfMessage:
                     protocol.on_message_complete()
@@ -92,9 +105,12 @@ class H11Parser:
                     self._connection = self._new_connection()
                     self._begun = False
                     self._head.clear()
+                    if one_request:
+                        return data
                     break
                 else:  # ConnectionClosed
-                    return
+                    return None
+        return None
 
     def _check_head(self, data: bytes) -> None:
         """Collect the head until it is complete, then check what h11 lets through."""
@@ -106,6 +122,8 @@ class H11Parser:
             return
         text = bytes(head[: end.end()])
         head.clear()
+        if text.startswith(b"PRI * HTTP/2.0\r\n"):
+            raise RequestError(400, "HTTP/2 connection preface on an HTTP/1.1 connection")
         if _LAX_LINE.search(text):
             raise RequestError(400, "Invalid line ending or obs-fold in the request head")
         # h11 merges repeated or listed identical Content-Length values
@@ -113,6 +131,53 @@ class H11Parser:
         lengths = _CONTENT_LENGTH_VALUE.findall(text)
         if len(lengths) > 1 or (lengths and not lengths[0].strip(b" \t").isdigit()):
             raise RequestError(400, "Repeated or invalid Content-Length")
+
+
+class ExtensionMethodParser(H11Parser):
+    """One request whose method llhttp does not know; then llhttp has the connection again."""
+
+    def feed_data(self, data: bytes | memoryview) -> None:
+        rest = self.receive(bytes(data))
+        if rest is not None:
+            self._protocol.resume_fast_parsing(rest)
+
+    def receive(self, data: bytes) -> bytes | None:
+        """Parse ``data``; once the request is complete, the bytes that follow it."""
+        return self._receive(data, one_request=True)
+
+
+def request_start(data: bytes, skip: int) -> int | None:
+    """Where request number ``skip`` (counted from 0) begins in ``data``.
+
+    ``data`` begins where a request begins, and the ``skip`` requests before the
+    one sought were complete and accepted by llhttp; h11 finds where each ends.
+    None if h11 cannot tell (it refuses one of them).
+    """
+    offset = 0
+    for _ in range(skip):
+        offset += len(data) - offset - len(data[offset:].lstrip(b"\r\n"))
+        connection = h11.Connection(h11.SERVER, max_incomplete_event_size=len(data) + 1)
+        connection.receive_data(data[offset:])
+        while True:
+            try:
+                event = connection.next_event()
+            except h11.RemoteProtocolError:
+                return None
+            if type(event) is h11.EndOfMessage:
+                break
+            if event is h11.NEED_DATA or event is h11.PAUSED or type(event) is h11.ConnectionClosed:
+                return None
+        offset = len(data) - len(connection.trailing_data[0])
+    return offset
+
+
+def _check_chunk_size(connection: h11.Connection) -> None:
+    """Refuse a chunk size above 64 bits, as llhttp does (h11 would wait for the data).
+
+    h11 keeps the size it read in its reader; it has no public way to ask.
+    """
+    if getattr(getattr(connection, "_reader", None), "_bytes_in_chunk", 0) > MAX_CHUNK_SIZE:
+        raise RequestError(400, "Chunk size overflow")
 
 
 def _status_for(exc: h11.RemoteProtocolError) -> int:

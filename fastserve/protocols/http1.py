@@ -31,11 +31,13 @@ from fastserve.asgi import (
     escape_for_log,
     header_key,
     header_pair,
+    is_token,
     request_header_key,
     split_target,
     validate_status,
 )
 from fastserve.errors import ASGIMessageError, ClientDisconnected, RequestError
+from fastserve.protocols.h11_parser import ExtensionMethodParser, H11Parser, request_start
 from fastserve.proxy import FORWARDING_HEADER_NAMES
 from fastserve.sockets import socket_address
 
@@ -62,7 +64,8 @@ HEADER_LINE_CACHED_VALUE = 64
 ZERO_COPY_BODY = 16 * 1024
 
 # The methods llhttp knows, as the parser gives them and as the scope carries
-# them (one lookup both checks and decodes); the h11 parser is held to the same list.
+# them: one lookup decodes them. Any other token is a method too (RFC 9110 9.1);
+# llhttp refuses those, and h11 parses that request (see parse_extension_method).
 KNOWN_METHODS = {
     method.encode("ascii"): method
     for method in (
@@ -71,6 +74,11 @@ KNOWN_METHODS = {
         "UNSUBSCRIBE PURGE MKCALENDAR LINK UNLINK SOURCE"
     ).split()
 }
+# While a head or a chunked body goes on across reads, the bytes since the last
+# request boundary are kept (at most this many) in case llhttp then stops at a
+# method it does not know and h11 must find where that request began.
+REPLAY_LIMIT = 64 * 1024
+MAX_BODY_LEFT = 2**62
 # At shutdown, how long a new connection may take to send its first request.
 FIRST_REQUEST_GRACE = 1.0
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -89,6 +97,21 @@ def status_line(status):
     if line is None:
         line = b"HTTP/1.1 %d \r\n" % status
     return line
+
+
+def extension_method(method):
+    """A method that is not one of llhttp's: the scope's string if it is a token, else a 400."""
+    if not is_token(method) or method == b"PRI":  # (PRI is the HTTP/2 preface's, RFC 9113 3.4)
+        raise RequestError(400, "Invalid method")
+    return method.decode("ascii")
+
+
+def refused_method(exc):
+    """Whether llhttp stopped at a method it does not know (a request for h11 to parse)."""
+    name = type(exc).__name__
+    return name == "HttpParserInvalidMethodError" or (
+        name == "HttpParserError" and str(exc) == "Invalid method for HTTP/x.x request"
+    )
 
 
 def error_status(exc):
@@ -129,6 +152,14 @@ class HTTP1Protocol:
         self.trusted_proxy = False
         # (server, client, scheme) from a PROXY protocol header, set before connection_made.
         self.proxied = None
+        # Requests begun on this connection, and what a replay of bytes llhttp
+        # has been through needs (see replay_base): only with httptools.
+        self.begun = 0
+        self.replays = False
+        self.replay = None
+        self.replay_begun = 0
+        # Body bytes the request being parsed still lacks; -1 and below: chunked.
+        self.body_left = 0
         self.reset_request_head()
 
     def reset_request_head(self):
@@ -137,12 +168,14 @@ class HTTP1Protocol:
         self.url = b""
         self.headers = []
         self.content_length_count = 0
+        self.content_length = b""
         self.host_count = 0
         self.transfer_encoding = None
         self.connection_close = False
         self.connection_keep_alive = False
         self.expect_continue = False
         self.upgrade = False
+        self.te_trailers = False
         self.forwarding = None
 
     # asyncio.Protocol ---------------------------------------------------
@@ -151,6 +184,7 @@ class HTTP1Protocol:
         state = self.state
         self.transport = transport
         self.parser = state.parser_factory(self)
+        self.replays = not isinstance(self.parser, H11Parser)
         proxied = self.proxied
         if proxied is None:
             self.set_addresses(
@@ -221,6 +255,11 @@ class HTTP1Protocol:
         parser = self.parser
         if parser is None:
             return
+        # Where this read begins, should its bytes have to be replayed.
+        continuing = self.parsing
+        body_left = self.body_left
+        in_head = self.in_head
+        begun = self.begun
         try:
             parser.feed_data(data)
         except Exception as exc:
@@ -229,12 +268,99 @@ class HTTP1Protocol:
                 # as plain HTTP and the connection closes after the response.
                 self.parser = None
                 return
+            if self.replays and refused_method(exc):
+                self.parse_extension_method(self.replay_base(data, continuing, body_left, in_head, begun))
+                return
             self.on_parse_error(exc)
             return
+        if self.parser is not parser:
+            return  # an extension-method request ended in this read, and the rest went to a new parser
         if self.in_head:
             self.head_bytes += len(data)
             if self.head_bytes > self.state.max_head_size:
                 self.on_parse_error(RequestError(431, "Request header section too large"))
+                return
+        if self.replays and (self.in_head or (self.parsing is not None and self.body_left < 0)):
+            self.keep_for_replay(self.replay_base(data, continuing, body_left, in_head, begun))
+        elif self.replay is not None:
+            self.replay = None
+
+    # Extension methods on the httptools path ----------------------------
+    # llhttp stops at a method it does not know. h11 then parses that request
+    # from its first byte, and a new llhttp parser takes the bytes after it.
+    # httptools does not say where in a read the refused request began, so it
+    # is found by replaying the read with h11 from the last request boundary
+    # whose place is known: the start of the read, the end of a Content-Length
+    # body that was going on, or bytes kept from earlier reads.
+
+    def replay_base(self, data, continuing, body_left, in_head, begun):
+        """(bytes from a known request boundary to the end of ``data``, requests begun before it), or None.
+
+        The other arguments say where the read of ``data`` began: inside the
+        body of ``continuing`` (``body_left`` bytes short of its end; below zero,
+        chunked), inside a head, or (neither) at a request boundary; ``begun``
+        counted the requests begun before it.
+        """
+        if in_head or (continuing is not None and body_left < 0):
+            if self.replay is None:
+                return None  # more than REPLAY_LIMIT went by since the boundary
+            return self.replay + bytes(data), self.replay_begun
+        if continuing is not None:
+            return bytes(data[body_left:]), begun
+        return bytes(data), begun
+
+    def keep_for_replay(self, base):
+        """A head or a chunked body goes on in the next read: keep what a replay would need."""
+        if base is None or len(base[0]) > REPLAY_LIMIT:
+            self.replay = None
+        else:
+            self.replay = base[0]
+            self.replay_begun = base[1]
+
+    def parse_extension_method(self, base):
+        """llhttp refused the last request begun in ``base`` (see replay_base): h11 parses it."""
+        self.replay = None
+        while True:
+            start = None if base is None else request_start(base[0], self.begun - base[1] - 1)
+            if start is None:
+                self.on_parse_error(RequestError(400, "Invalid method"))
+                return
+            slow = ExtensionMethodParser(self)
+            self.parser = slow
+            try:
+                rest = slow.receive(base[0][start:])
+            except Exception as exc:
+                self.on_parse_error(exc)
+                return
+            if rest is None or self.parser is not slow:
+                return  # the request goes on in later reads (or the connection is done)
+            base = self.parse_fast(rest)
+            if base is None:
+                return
+
+    def resume_fast_parsing(self, rest):
+        """The extension-method request ended in this read: llhttp parses what follows it."""
+        base = self.parse_fast(rest)
+        if base is not None:
+            self.parse_extension_method(base)
+
+    def parse_fast(self, data):
+        """A new llhttp parser takes ``data``, which begins at a request boundary.
+
+        Returns the replay base when llhttp refuses a method in it, else None.
+        """
+        parser = self.parser = self.state.parser_factory(self)
+        begun = self.begun
+        try:
+            parser.feed_data(data)
+        except Exception as exc:
+            if refused_method(exc):
+                return data, begun
+            self.on_parse_error(exc)
+            return None
+        if self.in_head or (self.parsing is not None and self.body_left < 0):
+            self.keep_for_replay(self.replay_base(data, None, 0, False, begun))
+        return None
 
     def pause_writing(self):
         self.write_paused = True
@@ -250,6 +376,7 @@ class HTTP1Protocol:
     # Parser callbacks ---------------------------------------------------
 
     def on_message_begin(self):
+        self.begun += 1
         self.reset_request_head()
         self.in_head = True
         self.deadline = self.state.now + self.state.timeout_request_header
@@ -266,9 +393,15 @@ class HTTP1Protocol:
             raise RequestError(431, "Request header field too large")
         key = HEADER_KEYS.get(name)
         name = request_header_key(name) if key is None else key
+        size = len(value)
+        if size and (value[size - 1] == 32 or value[size - 1] == 9):
+            # Whitespace around a field value is not part of it (RFC 9112 5);
+            # llhttp drops the leading whitespace, not the trailing.
+            value = value.rstrip(b" \t")
         self.headers.append((name, value))
         if name == b"content-length":
             self.content_length_count += 1
+            self.content_length = value
             if not value.isdigit():
                 raise RequestError(400, "Invalid Content-Length")
         elif name == b"transfer-encoding":
@@ -291,6 +424,10 @@ class HTTP1Protocol:
                 self.expect_continue = True
             else:
                 raise RequestError(417, "Unsupported expectation")
+        elif name == b"te":
+            for token in value.lower().split(b","):
+                if token.strip() == b"trailers":
+                    self.te_trailers = True
         elif self.trusted_proxy and name in FORWARDING_HEADER_NAMES:
             if self.forwarding is None:
                 self.forwarding = []
@@ -302,7 +439,7 @@ class HTTP1Protocol:
         parser = self.parser
         method = KNOWN_METHODS.get(parser.get_method())
         if method is None:
-            raise RequestError(400, "Unknown method")
+            method = extension_method(parser.get_method())
         version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
             # llhttp reads a request line without a version as HTTP/0.9.
@@ -319,6 +456,12 @@ class HTTP1Protocol:
                 raise RequestError(400, "Transfer-Encoding with Content-Length or on HTTP/1.0")
             if self.transfer_encoding.strip().lower() != b"chunked":
                 raise RequestError(400, "Unsupported Transfer-Encoding")
+            self.body_left = -1
+        elif self.content_length_count:
+            # (Digits only; a length no body reaches is as good as any longer one.)
+            self.body_left = int(self.content_length) if len(self.content_length) < 19 else MAX_BODY_LEFT
+        else:
+            self.body_left = 0
 
         if http11:
             keep_alive = not self.connection_close
@@ -369,6 +512,7 @@ class HTTP1Protocol:
         return scope
 
     def on_body(self, body):
+        self.body_left -= len(body)
         cycle = self.parsing
         if cycle is None or cycle.complete:
             return
@@ -474,11 +618,13 @@ class HTTP1Protocol:
         if cycle is None:
             self.send_error(status)
         elif self.parsing is cycle:
-            # The body of the request being answered is broken: the app sees a
-            # disconnect, and if it has not answered yet the client gets `status`.
+            # The body of the request being answered is broken. Whatever the app
+            # does next, none of its response goes out: it sees a disconnect, and
+            # the client gets `status` (or, if the head has left, a cut connection).
+            self.parsing = None
             cycle.body_error = status
-            cycle.keep_alive = False
             cycle.wake()
+            cycle.abort(status)
         else:
             # A later, pipelined request is broken: answer those before it, then
             # the error. If its head was parsed, it is dropped, never started.
@@ -522,6 +668,8 @@ class HTTP1Protocol:
         if not self.closed:
             self.parser = None
             self.flush()
+            # Closed from here on: the app sees http.disconnect, and send() raises.
+            self.closed = True
             self.transport.close()
 
     # Output ---------------------------------------------------------------
