@@ -63,6 +63,7 @@ cdef class HTTP1Protocol:
     cdef public bint expect_continue
     cdef public bint upgrade
     cdef public bint te_trailers
+    cdef public object head_error
     cdef public bytes content_length
     cdef public Py_ssize_t body_left
     cdef public Py_ssize_t begun
@@ -74,6 +75,7 @@ cdef class HTTP1Protocol:
     cpdef feed(self, data)
     @cython.locals(size=Py_ssize_t)
     cpdef on_header(self, bytes name, bytes value)
+    cpdef str check_head(self, bytes raw_method, str version)
     cpdef set_addresses(self, server, client, str scheme)
     cpdef reset_request_head(self)
     @cython.locals(url=bytes, raw_path=bytes)

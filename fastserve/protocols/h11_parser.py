@@ -17,19 +17,38 @@ import re
 from typing import Any
 
 import h11
+from h11._readers import ChunkedReader  # (h11 has no public hook for chunk lines; see StrictChunkedReader)
 
+from fastserve.asgi import is_token
 from fastserve.errors import RequestError
 
-# What llhttp accepts as a request target: origin-form, "*", absolute-form, or
-# authority-form (CONNECT); printable ASCII only.
-_TARGET = re.compile(rb"(/|\*\Z|[A-Za-z][A-Za-z0-9+.-]*://|[^/?#]+:[0-9]+\Z)[\x21-\x7e]*\Z")
+# What llhttp accepts as a request target: origin-form, "*" or absolute-form,
+# printable ASCII only; CONNECT takes any printable target (authority-form).
+_TARGET = re.compile(rb"(/|\*|[A-Za-z]+://)[\x21-\x7e]*\Z")
+_CONNECT_TARGET = re.compile(rb"[\x21-\x7e]+\Z")
+# A request line as far as llhttp reads before it looks at the version; the
+# versions it reads on with (others get 505 at once, before any header).
+_REQUEST_LINE = re.compile(rb"([^ \r\n]+) ([^ \r\n]+) HTTP/([0-9]\.[0-9])")
+_LLHTTP_VERSIONS = {b"0.9", b"1.0", b"1.1", b"2.0"}
+# A header line llhttp accepts: a token, a colon, the value (leading OWS dropped).
+_HEADER_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*)\Z")
 # Control bytes h11 lets through in header values and llhttp refuses.
 _VALUE_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # A line end without CR, a CR without LF, or a header line folded onto the next.
 _LAX_LINE = re.compile(rb"(?<!\r)\n|\r(?!\n)|\n[ \t]")
 _CONTENT_LENGTH_VALUE = re.compile(rb"\r\ncontent-length[ \t]*:([^\r]*)", re.IGNORECASE)
-# The largest chunk size llhttp accepts.
+_TRANSFER_ENCODING_VALUE = re.compile(rb"\r\ntransfer-encoding:([^\r]*)", re.IGNORECASE)
+# The largest chunk size llhttp accepts, and the chunk-size lines it accepts:
+# hex digits, then extensions with no whitespace (";name", ";name=token",
+# ';name="quoted"'; the name may be left out before "=").
 MAX_CHUNK_SIZE = 2**64 - 1
+_HEX_DIGITS = re.compile(rb"[0-9A-Fa-f]*")
+_TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+_CHUNK_SIZE_LINE = re.compile(
+    rb"([0-9A-Fa-f]+)(?:;(?:%s+(?:=(?:%s*|%s))?|=(?:%s*|%s)))*\r\n\Z" % (_TCHAR, _TCHAR, _QUOTED, _TCHAR, _QUOTED)
+)
+_SPACES = re.compile(rb"  +")
 # Where h11 ends a head: an empty line, with or without its CR.
 _HEAD_END = re.compile(rb"\n\r?\n")
 
@@ -43,6 +62,11 @@ class H11Parser:
         self._head = bytearray()
         self._http_version = "1.1"
         self._method = b""
+        self._stopped = False
+        # A complete head not yet turned into a Request event: if h11 refuses
+        # it, the protocol says with which status (see _refuse).
+        self._head_text: bytes | None = None
+        self._request_head = b""
 
     def _new_connection(self) -> h11.Connection:
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_head_size)
@@ -59,7 +83,7 @@ class H11Parser:
     def _receive(self, data: bytes, one_request: bool = False) -> bytes | None:
         """Parse ``data``; with ``one_request``, stop after one request and return the bytes after it."""
         protocol = self._protocol
-        while data:
+        while data and not self._stopped:
             connection = self._connection
             if connection.their_state is h11.IDLE:
                 if not self._head:
@@ -70,33 +94,48 @@ class H11Parser:
                 if not self._begun:
                     self._begun = True
                     protocol.on_message_begin()
-                self._check_head(data)
-            connection.receive_data(bytes(data))
+                head = self._complete_head(data)
+                if head is None:
+                    return None  # h11 gets the head once it is complete
+                data = head
+            connection.receive_data(data)
             data = b""
             while True:
                 try:
                     event = connection.next_event()
                 except h11.RemoteProtocolError as exc:
-                    raise RequestError(_status_for(exc), str(exc)) from None
+                    self._refuse(exc)
                 if event is h11.NEED_DATA or event is h11.PAUSED:
-                    _check_chunk_size(connection)
                     break
                 event_type = type(event)
                 if event_type is h11.Request:
+                    self._request_head, self._head_text = self._head_text or b"", None
                     self._http_version = event.http_version.decode("ascii")
                     self._method = bytes(event.method)
                     target = bytes(event.target)
-                    if _TARGET.match(target) is None:
+                    if _valid_target(self._method, target) is None:
                         raise RequestError(400, "Invalid request target")
                     protocol.on_url(target)
+                    raw_transfer_encodings = None
                     for name, value in event.headers.raw_items():
                         if _VALUE_CONTROL.search(value):
                             raise RequestError(400, "Control character in a header value")
+                        if name.lower() == b"transfer-encoding":
+                            # h11 lowercases this value; the app gets it as sent.
+                            if raw_transfer_encodings is None:
+                                raw_transfer_encodings = _TRANSFER_ENCODING_VALUE.findall(self._request_head)
+                            value = raw_transfer_encodings.pop(0).strip(b" \t")
                         protocol.on_header(bytes(name), bytes(value))
                     protocol.on_headers_complete()
+                    if type(connection._reader) is ChunkedReader:
+                        connection._reader = StrictChunkedReader()
+                    if self._method == b"CONNECT" or (protocol.upgrade and _names(event, b"upgrade")):
+                        # As llhttp does: the head is the whole request, and the
+                        # bytes after it belong to the protocol asked for.
+                        protocol.on_message_complete()
+                        self._stopped = True
+                        return None
                 elif event_type is h11.Data:
-                    if event.chunk_start:
-                        _check_chunk_size(connection)
                     protocol.on_body(bytes(event.data))
                 elif event_type is h11.EndOfMessage:
                     protocol.on_message_complete()
@@ -112,25 +151,78 @@ class H11Parser:
                     return None
         return None
 
-    def _check_head(self, data: bytes) -> None:
-        """Collect the head until it is complete, then check what h11 lets through."""
+    def _complete_head(self, data: bytes) -> bytes | None:
+        """Collect the head; once complete, check what h11 lets through and return it with what follows."""
         head = self._head
         search_from = max(0, len(head) - 3)
         head += data
         end = _HEAD_END.search(head, search_from)
         if end is None:
-            return
+            return None
         text = bytes(head[: end.end()])
+        rest = bytes(head[end.end() :])
         head.clear()
-        if text.startswith(b"PRI * HTTP/2.0\r\n"):
+        # llhttp takes several spaces between the parts of the request line; h11 one.
+        text = _SPACES.sub(b" ", text[: text.find(b"\n")]) + text[text.find(b"\n") :]
+        line = _REQUEST_LINE.match(text)
+        if (
+            line is not None
+            and line.group(3) not in _LLHTTP_VERSIONS
+            and is_token(line.group(1))
+            and _valid_target(line.group(1), line.group(2))
+            and len(line.group(2)) <= self._protocol.state.limit_request_line
+        ):
+            raise RequestError(505, "HTTP version not supported")
+        if text.startswith(b"PRI "):
+            # llhttp refuses PRI at the request line: the HTTP/2 preface, or a misuse of it.
             raise RequestError(400, "HTTP/2 connection preface on an HTTP/1.1 connection")
+        problem = None
         if _LAX_LINE.search(text):
-            raise RequestError(400, "Invalid line ending or obs-fold in the request head")
-        # h11 merges repeated or listed identical Content-Length values
-        # ("3, 3"); llhttp and the protocol refuse them.
-        lengths = _CONTENT_LENGTH_VALUE.findall(text)
-        if len(lengths) > 1 or (lengths and not lengths[0].strip(b" \t").isdigit()):
-            raise RequestError(400, "Repeated or invalid Content-Length")
+            problem = RequestError(400, "Invalid line ending or obs-fold in the request head")
+        else:
+            # h11 merges repeated or listed identical Content-Length values
+            # ("3, 3"); llhttp and the protocol refuse them.
+            lengths = _CONTENT_LENGTH_VALUE.findall(text)
+            if len(lengths) > 1 or (lengths and not lengths[0].strip(b" \t").isdigit()):
+                problem = RequestError(400, "Repeated or invalid Content-Length")
+        if problem is not None:
+            self._walk_head(text)  # an earlier line may be refused first, with another status
+            raise problem
+        self._head_text = text
+        return text + rest
+
+    def _refuse(self, exc: h11.RemoteProtocolError) -> None:
+        """Raise the RequestError for what h11 refused.
+
+        h11 checks some things about a head (Host, Content-Length) before the
+        protocol sees it, where llhttp leaves them to the protocol, which checks
+        them in stream order with its own statuses. So the head is walked
+        through the protocol first, and h11's own status is the last resort.
+        """
+        text, self._head_text = self._head_text, None
+        if text is not None:
+            self._walk_head(text)
+        raise RequestError(_status_for(exc), str(exc)) from None
+
+    def _walk_head(self, text: bytes) -> None:
+        """Hand a complete head to the protocol's checks line by line, as llhttp would."""
+        lines = text.split(b"\r\n")
+        request_line = _REQUEST_LINE.match(lines[0])
+        if request_line is None or request_line.end() != len(lines[0]):
+            return
+        method, target, version = request_line.groups()
+        if not is_token(method) or _valid_target(method, target) is None or version not in _LLHTTP_VERSIONS:
+            return
+        protocol = self._protocol
+        protocol.on_url(target)
+        for line in lines[1:]:
+            if not line:
+                break
+            header = _HEADER_LINE.match(line)
+            if header is None:
+                return
+            protocol.on_header(header.group(1), header.group(2))
+        protocol.check_head(method, version.decode("ascii"))
 
 
 class ExtensionMethodParser(H11Parser):
@@ -171,13 +263,74 @@ def request_start(data: bytes, skip: int) -> int | None:
     return offset
 
 
-def _check_chunk_size(connection: h11.Connection) -> None:
-    """Refuse a chunk size above 64 bits, as llhttp does (h11 would wait for the data).
+def _names(event: h11.Request, name: bytes) -> bool:
+    return any(header == name for header, _ in event.headers)
 
-    h11 keeps the size it read in its reader; it has no public way to ask.
-    """
-    if getattr(getattr(connection, "_reader", None), "_bytes_in_chunk", 0) > MAX_CHUNK_SIZE:
+
+def _check_trailer_section(start: bytes) -> None:
+    """llhttp refuses a bare CR or LF in the trailer section as soon as it comes; h11 takes it."""
+    if start.startswith(b"\r\n"):
+        return  # no trailer fields
+    end = start.find(b"\r\n\r\n")
+    section = start[: end + 4] if end >= 0 else start.removesuffix(b"\r")
+    if _LAX_LINE.search(section):
+        raise RequestError(400, "Invalid line ending or obs-fold in the trailer section")
+
+
+def _check_partial_size_line(start: bytes) -> None:
+    """What llhttp refuses in a chunk-size line before its end: a bad first byte, a size past 64 bits."""
+    digits = _HEX_DIGITS.match(start).end()
+    if (start and not digits) or (start[digits : digits + 1] not in (b"", b";", b"\r")):
+        raise RequestError(400, "Invalid chunk size line")
+    if int(start[:digits] or b"0", 16) > MAX_CHUNK_SIZE:
         raise RequestError(400, "Chunk size overflow")
+    carriage_return = start.find(b"\r")
+    if carriage_return >= 0 and start[carriage_return + 1 : carriage_return + 2] not in (b"", b"\n"):
+        raise RequestError(400, "Invalid chunk size line")
+
+
+def _valid_target(method: bytes, target: bytes) -> re.Match[bytes] | None:
+    return (_CONNECT_TARGET if method == b"CONNECT" else _TARGET).match(target)
+
+
+class StrictChunkedReader(ChunkedReader):
+    """h11's reader of chunked bodies, with llhttp's rules for the chunk-size line.
+
+    h11 lets whitespace in around chunk extensions and waits for the data of a
+    chunk larger than 64 bits; llhttp refuses both, and takes any number of
+    leading zeros where h11 stops at 20 digits. The line is read here, and h11
+    reads the rest (data, CRLF, trailer fields).
+    """
+
+    def __call__(self, buffer: Any) -> Any:
+        if self._bytes_to_discard:
+            # The CRLF after chunk data is taken here: h11 would read on into the next line.
+            end = buffer.maybe_extract_at_most(len(self._bytes_to_discard))
+            if end is None:
+                return None
+            if end != self._bytes_to_discard[: len(end)]:
+                raise RequestError(400, "Chunk data not followed by CRLF")
+            self._bytes_to_discard = self._bytes_to_discard[len(end) :]
+            if self._bytes_to_discard:
+                return None
+        if self._bytes_in_chunk == 0 and not self._reading_trailer:
+            line = buffer.maybe_extract_next_line()
+            if line is None:
+                _check_partial_size_line(bytes(buffer))
+                return None
+            size_line = _CHUNK_SIZE_LINE.match(line)
+            if size_line is None:
+                raise RequestError(400, "Invalid chunk size line")
+            size = int(size_line.group(1), 16)
+            if size > MAX_CHUNK_SIZE:
+                raise RequestError(400, "Chunk size overflow")
+            if size == 0:
+                self._reading_trailer = True
+            else:
+                self._bytes_in_chunk = size
+        if self._reading_trailer:
+            _check_trailer_section(bytes(buffer))
+        return super().__call__(buffer)
 
 
 def _status_for(exc: h11.RemoteProtocolError) -> int:

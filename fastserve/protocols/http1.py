@@ -177,6 +177,7 @@ class HTTP1Protocol:
         self.upgrade = False
         self.te_trailers = False
         self.forwarding = None
+        self.head_error = None
 
     # asyncio.Protocol ---------------------------------------------------
 
@@ -268,10 +269,15 @@ class HTTP1Protocol:
                 # as plain HTTP and the connection closes after the response.
                 self.parser = None
                 return
-            if self.replays and refused_method(exc):
-                self.parse_extension_method(self.replay_base(data, continuing, body_left, in_head, begun))
+            if not (self.replays and refused_method(exc)):
+                self.on_parse_error(exc)
                 return
-            self.on_parse_error(exc)
+            refused = True
+        else:
+            refused = False
+        if refused:
+            # (Not in the except clause: an error raised there would carry this one as its context.)
+            self.parse_extension_method(self.replay_base(data, continuing, body_left, in_head, begun))
             return
         if self.parser is not parser:
             return  # an extension-method request ended in this read, and the rest went to a new parser
@@ -382,15 +388,30 @@ class HTTP1Protocol:
         self.deadline = self.state.now + self.state.timeout_request_header
 
     def on_url(self, url):
+        if len(self.url) + len(url) > self.state.limit_request_line:
+            self.refuse_later(RequestError(414, "Request target too long"))
+            return
         self.url += url
-        if len(self.url) > self.state.limit_request_line:
-            raise RequestError(414, "Request target too long")
+
+    def refuse_later(self, error):
+        """Refuse the request once its head is complete (see check_head), unless a syntax error comes first.
+
+        Refusing at once would make the status depend on where reads end: llhttp
+        hands a field over only when the next one begins, and a bad byte there
+        would win or lose by that. Nothing refused this way is kept meanwhile.
+        """
+        if self.head_error is None:
+            self.head_error = error
 
     def on_header(self, name, value):
+        if not self.in_head:
+            return  # a trailer field of a chunked body: ASGI has no place for them
         if len(self.headers) >= self.state.limit_request_fields:
-            raise RequestError(431, "Too many request header fields")
+            self.refuse_later(RequestError(431, "Too many request header fields"))
+            return
         if len(name) + len(value) > self.state.limit_request_field_size:
-            raise RequestError(431, "Request header field too large")
+            self.refuse_later(RequestError(431, "Request header field too large"))
+            return
         key = HEADER_KEYS.get(name)
         name = request_header_key(name) if key is None else key
         size = len(value)
@@ -423,7 +444,7 @@ class HTTP1Protocol:
             if value.lower() == b"100-continue":
                 self.expect_continue = True
             else:
-                raise RequestError(417, "Unsupported expectation")
+                self.refuse_later(RequestError(417, "Unsupported expectation"))
         elif name == b"te":
             for token in value.lower().split(b","):
                 if token.strip() == b"trailers":
@@ -437,32 +458,9 @@ class HTTP1Protocol:
         self.in_head = False
         self.deadline = 0.0
         parser = self.parser
-        method = KNOWN_METHODS.get(parser.get_method())
-        if method is None:
-            method = extension_method(parser.get_method())
         version = parser.get_http_version()
-        if version != "1.1" and version != "1.0":
-            # llhttp reads a request line without a version as HTTP/0.9.
-            if version == "0.9":
-                raise RequestError(400, "Missing or obsolete HTTP version")
-            raise RequestError(505, "HTTP version not supported")
+        method = self.check_head(parser.get_method(), version)
         http11 = version == "1.1"
-        if self.host_count > 1 or (http11 and self.host_count == 0):
-            raise RequestError(400, "A request needs exactly one Host header")
-        if self.content_length_count > 1:
-            raise RequestError(400, "Repeated Content-Length")
-        if self.transfer_encoding is not None:
-            if self.content_length_count or not http11:
-                raise RequestError(400, "Transfer-Encoding with Content-Length or on HTTP/1.0")
-            if self.transfer_encoding.strip().lower() != b"chunked":
-                raise RequestError(400, "Unsupported Transfer-Encoding")
-            self.body_left = -1
-        elif self.content_length_count:
-            # (Digits only; a length no body reaches is as good as any longer one.)
-            self.body_left = int(self.content_length) if len(self.content_length) < 19 else MAX_BODY_LEFT
-        else:
-            self.body_left = 0
-
         if http11:
             keep_alive = not self.connection_close
         else:
@@ -479,6 +477,45 @@ class HTTP1Protocol:
             self.pipeline.append(cycle)
             if len(self.pipeline) >= MAX_PIPELINED:
                 self.pause_reading()
+
+    def check_head(self, raw_method, version):
+        """The scope's method once the head as a whole holds together; else a RequestError.
+
+        (The h11 parser also asks this of a head that h11 refused, so that the
+        status is the one this protocol would have given on llhttp.)
+        """
+        method = KNOWN_METHODS.get(raw_method)
+        if method is None:
+            method = extension_method(raw_method)
+        # First what llhttp refuses while it reads the fields (a 400 in any
+        # case), then what the field checks put off (refuse_later), then the rest.
+        if self.content_length_count > 1:
+            raise RequestError(400, "Repeated Content-Length")
+        if self.transfer_encoding is not None:
+            if self.content_length_count:
+                raise RequestError(400, "Transfer-Encoding with Content-Length")
+            if self.transfer_encoding.strip().lower() != b"chunked":
+                raise RequestError(400, "Unsupported Transfer-Encoding")
+        if self.head_error is not None:
+            raise self.head_error
+        if version != "1.1" and version != "1.0":
+            # llhttp reads a request line without a version as HTTP/0.9.
+            if version == "0.9":
+                raise RequestError(400, "Missing or obsolete HTTP version")
+            raise RequestError(505, "HTTP version not supported")
+        http11 = version == "1.1"
+        if self.host_count > 1 or (http11 and self.host_count == 0):
+            raise RequestError(400, "A request needs exactly one Host header")
+        if self.transfer_encoding is not None:
+            if not http11:
+                raise RequestError(400, "Transfer-Encoding on HTTP/1.0")
+            self.body_left = -1
+        elif self.content_length_count:
+            # (Digits only; a length no body reaches is as good as any longer one.)
+            self.body_left = int(self.content_length) if len(self.content_length) < 19 else MAX_BODY_LEFT
+        else:
+            self.body_left = 0
+        return method
 
     def build_scope(self, method, version):
         """The request's scope: the connection's template plus what this request says."""
