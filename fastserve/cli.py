@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--workers-lifetime", type=float, help="replace each worker after about this many seconds")
     add("--loop", choices=LOOP_CHOICES, default="auto", help="event loop (default: uvloop when installed)")
     add("--http", choices=HTTP_CHOICES, default="auto", help="HTTP/1.1 parser (default: httptools)")
+    add("--http2", action=switch, default=False, help="serve HTTP/2 too (not available yet)")
     add("--ws", choices=WS_CHOICES, default="auto", help="WebSocket implementation (not yet supported)")
     add("--ws-max-size", type=int, default=16 * 1024 * 1024, help="largest WebSocket message")
     add("--ws-max-queue", type=int, default=32, help="WebSocket messages queued for the app")
@@ -114,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--proxy-allow-from", help="addresses allowed to send PROXY headers (default: --forwarded-allow-ips)")
     add("--root-path", default="", help="ASGI root_path, for apps mounted below a prefix")
     add("--limit-concurrency", type=int, help="answer 503 above this many requests in flight")
+    add(
+        "--reset-contextvars",
+        action="store_true",
+        help="run each request in an empty context (default: a copy of the lifespan's)",
+    )
     add("--backlog", type=int, default=2048, help="listen backlog (default 2048)")
     add("--limit-max-requests", type=int, help="a worker leaves (and is replaced) after this many requests")
     add("--limit-max-requests-jitter", type=int, default=0, help="add up to this many to each worker's limit")

@@ -76,6 +76,7 @@ class Config:
         fd: int | None = None,
         loop: str = "auto",
         http: str = "auto",
+        http2: bool = False,
         ws: str = "auto",
         ws_max_size: int = 16 * 1024 * 1024,
         ws_max_queue: int = 32,
@@ -111,6 +112,7 @@ class Config:
         proxy_allow_from: list[str] | str | None = None,
         root_path: str = "",
         limit_concurrency: int | None = None,
+        reset_contextvars: bool = False,
         limit_max_requests: int | None = None,
         limit_max_requests_jitter: int = 0,
         backlog: int = 2048,
@@ -143,6 +145,7 @@ class Config:
         self.fd = fd
         self.loop = loop
         self.http = http
+        self.http2 = http2
         self.ws = ws
         self.ws_max_size = ws_max_size
         self.ws_max_queue = ws_max_queue
@@ -180,6 +183,7 @@ class Config:
         self.proxy_allow_from = proxy_allow_from  # None: the --forwarded-allow-ips list
         self.root_path = root_path
         self.limit_concurrency = limit_concurrency
+        self.reset_contextvars = reset_contextvars
         self.limit_max_requests = limit_max_requests
         self.limit_max_requests_jitter = limit_max_requests_jitter
         self.backlog = backlog
@@ -278,6 +282,7 @@ class Config:
     def _refuse_unbuilt_features(self) -> None:
         not_yet = {
             f"--ws {self.ws}": self.ws not in ("auto", "none"),
+            "--http2": self.http2,
         }
         for flag, requested in not_yet.items():
             if requested:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from typing import Any
 
@@ -29,13 +30,15 @@ class Lifespan:
         self._startup_done = asyncio.Event()
         self._shutdown_done = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # The lifespan runs in this context: what startup sets in it, requests see.
+        self.context = contextvars.copy_context()
 
     async def startup(self) -> bool:
         """True when the server may start serving."""
         if self.unsupported:
             return True
         logger.info("Waiting for application startup.")
-        self._task = asyncio.get_running_loop().create_task(self._main())
+        self._task = asyncio.get_running_loop().create_task(self._main(), context=self.context)
         await self._inbox.put({"type": "lifespan.startup"})
         await self._startup_done.wait()
         if self.failed:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import logging
 import os
@@ -90,6 +91,9 @@ class Server:
                 if not await self.lifespan.startup():
                     logger.error("Application startup failed. Exiting.")
                     return
+                # Each request runs in a copy of this context: by default the
+                # lifespan's, so what startup set (a context variable) is seen.
+                self.state.context = contextvars.Context() if config.reset_contextvars else self.lifespan.context
                 for server in self.servers:
                     await server.start_serving()
                 self.started = True

@@ -74,7 +74,8 @@ class ServerState:
         self.max_requests = 0
         self.on_max_requests = None
         self.shutting_down = False
-        # Every request runs in a copy of this: the context the server started in.
+        # Every request runs in a copy of this: the context the server started
+        # in, until the server puts the lifespan's (or an empty one) in its place.
         self.context = contextvars.copy_context()
         self.now = loop.time()
         # One receive buffer for every connection of this server (see

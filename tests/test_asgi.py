@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+
 import httpx
 import pytest
 
@@ -282,3 +284,37 @@ def test_lifespan_on_requires_support(http):
     with pytest.raises(AssertionError, match="did not start"):
         with run_server(app, http=http, lifespan="on"):
             pass
+
+
+REQUEST_ID = contextvars.ContextVar("request_id", default="unset")
+POOL = contextvars.ContextVar("pool", default="none")
+
+
+def context_app():
+    """Sets a context variable at lifespan startup; each request reports it, then sets another."""
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            await receive()
+            POOL.set("pool-from-startup")
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        seen = f"{POOL.get()} {REQUEST_ID.get()}".encode()
+        REQUEST_ID.set(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": seen})
+
+    return app
+
+
+@pytest.mark.parametrize("reset", [False, True])
+def test_lifespan_context_reaches_requests_unless_reset(http, reset):
+    with run_server(context_app(), http=http, lifespan="on", reset_contextvars=reset) as server:
+        with server.connect() as sock:
+            # Pipelined: the second request starts from where the first one ends.
+            sock.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+            first, second = read_response(sock)[2], read_response(sock)[2]
+    expected = b"none unset" if reset else b"pool-from-startup unset"
+    assert first == second == expected

@@ -39,6 +39,7 @@ def test_version():
         (["tests.cli_apps:app", "--workers", "-1"], "--workers"),
         (["tests.cli_apps:app", "--workers", "2", "--reload"], "--reload and --workers"),
         (["tests.cli_apps:app", "--bind", "127.0.0.1:http"], "--bind"),
+        (["tests.cli_apps:app", "--http2"], "--http2 is not supported by this version of fastserve yet"),
         (["tests.cli_apps:app", "--uds-permissions", "9"], "--uds-permissions"),
         (["tests.cli_apps:app", "--forwarded-allow-ips", "10.0.0.0/99"], "--forwarded-allow-ips: '10.0.0.0/99'"),
         (["tests.cli_apps:app", "--proxy-protocol", "--proxy-allow-from", "10.0.0.0/99"], "--proxy-allow-from: "),
@@ -241,3 +242,12 @@ def test_run_api_and_log_level(tmp_path):
         _, stderr = proc.communicate(timeout=10)
     assert proc.returncode == 0
     assert "running on" not in stderr  # an INFO line, hidden at --log-level warning
+
+
+def test_http2_and_reset_contextvars_flags(monkeypatch):
+    assert parse([], {}, monkeypatch)["http2"] is False
+    assert parse(["--no-http2"], {}, monkeypatch)["http2"] is False
+    assert parse(["--http2"], {}, monkeypatch)["http2"] is True
+    assert parse([], {}, monkeypatch)["reset_contextvars"] is False
+    assert parse(["--reset-contextvars"], {}, monkeypatch)["reset_contextvars"] is True
+    assert parse([], {"UVICORN_RESET_CONTEXTVARS": "true"}, monkeypatch)["reset_contextvars"] is True
