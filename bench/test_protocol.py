@@ -135,7 +135,7 @@ def test_response_head_encoding(benchmark):
     start = {"type": "http.response.start", "status": 200, "headers": HEADERS}
 
     def encode() -> bytes:
-        cycle = module.RequestCycle(driver.protocol, scope, True, True, False)
+        cycle = module.RequestCycle(driver.protocol, scope, True, True, False, False)
         cycle.body_complete = True
         cycle.start_response(start)
         return b"".join(cycle.finish_head(b"Hello, world!", False))

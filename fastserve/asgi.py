@@ -152,6 +152,33 @@ def validate_header(item: Iterable[Any]) -> None:
     check_header_value(name, value)
 
 
+# Fields a sender must not put in trailers (RFC 9110 6.5.1): framing, routing,
+# request modifiers, authentication, response control, and what a recipient
+# needs before the body (content type and coding, cookies).
+FORBIDDEN_TRAILERS = frozenset(
+    (
+        b"age authorization cache-control connection content-encoding content-length content-range content-type "
+        b"date expect expires host keep-alive location max-forwards pragma proxy-authenticate proxy-authorization "
+        b"proxy-connection range retry-after set-cookie te trailer transfer-encoding upgrade vary www-authenticate"
+    ).split()
+)
+
+
+def trailer_line(item: Any) -> bytes:
+    """One checked trailer field of ``http.response.trailers``, encoded."""
+    name, value = header_pair(item)
+    if header_key(name) in FORBIDDEN_TRAILERS:
+        raise ASGIMessageError(f"{name!r} cannot be a trailer field")
+    check_header_value(name, value)
+    return b"".join((name, b": ", value, b"\r\n"))
+
+
+def early_hint_line(link: Any) -> bytes:
+    """One checked Link field of ``http.response.early_hint``, encoded."""
+    check_header_value(b"link", link)
+    return b"".join((b"link: ", link, b"\r\n"))
+
+
 def body_bytes(body: Any) -> bytes:
     """The bytes of a response body that is not a bytes object (bytearray, memoryview)."""
     if not isinstance(body, (bytes, bytearray, memoryview)):

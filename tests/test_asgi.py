@@ -117,7 +117,7 @@ def test_header_line_cache_is_bounded():
     from fastserve.protocols import python_http1 as http1
 
     def start(value):
-        cycle = http1.RequestCycle(None, {"method": "GET"}, True, True, False)
+        cycle = http1.RequestCycle(None, {"method": "GET"}, True, True, False, False)
         cycle.start_response({"type": "http.response.start", "status": 200, "headers": [(b"x-id", value)]})
 
     saved = dict(http1.HEADER_LINES)

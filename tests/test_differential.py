@@ -70,6 +70,8 @@ FOUND = {
     "PRI before an expectation": (b"PRI /? HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n\r\n", []),
     "PRI with a bad version": (b"PRI /p HTTP/1.2\r\nHost: x\r\n\r\n", []),
     "authority-form without CONNECT": (b"OPTIONS h:80 HTTP/1.1\r\nHost: x\r\n\r\n", []),
+    "a fragment in a CONNECT authority": (b"CONNECT a#frag HTTP/1.1\r\nHost: x\r\n\r\n", []),
+    "a fragment in an absolute-form host": (b"GET http://h#x HTTP/1.1\r\nHost: x\r\n\r\n", []),
     "asterisk-form with more after it": (b"PATCH *;ext=1 HTTP/1.1\r\nHost: x\r\n\r\n", []),
     "CONNECT has no body": (
         b"CONNECT * HTTP/1.0\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\nHost: x\r\n\r\n",

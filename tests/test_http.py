@@ -643,4 +643,10 @@ def test_mutable_scope_parts_are_per_request(serve):
     with serve(app) as server, httpx.Client() as client:
         client.get(server.url("/"))
         client.get(server.url("/"))
-    assert seen[1] == ({}, {"version": "3.0", "spec_version": "2.4"}, {})
+    offered = {
+        "http.response.trailers": {},
+        "http.response.early_hint": {},
+        "http.response.pathsend": {},
+        "http.response.zerocopysend": {},
+    }
+    assert seen[1] == (offered, {"version": "3.0", "spec_version": "2.4"}, {})

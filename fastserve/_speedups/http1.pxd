@@ -18,6 +18,8 @@ cdef dict HEADER_LINES
 cdef Py_ssize_t HEADER_LINES_MAX
 cdef Py_ssize_t HEADER_LINE_CACHED_VALUE
 cdef dict ASGI_VERSION
+cdef bytes LAST_CHUNK
+cdef tuple NO_FRAMING
 cdef str TASK_NAME
 cdef int FRAGMENT_BYTE
 cdef int ESCAPE_BYTE
@@ -48,6 +50,8 @@ cdef class HTTP1Protocol:
     cdef public bint plain_tasks
     cdef public bint answered
     cdef public dict tls
+    cdef public dict extensions_11
+    cdef public dict extensions_10
     cdef public bint trusted_proxy
     cdef public tuple proxied
     cdef public list forwarding
@@ -126,13 +130,22 @@ cdef class RequestCycle:
     cdef public Py_ssize_t bytes_sent
     cdef public double started_at
     cdef public object response_headers
+    cdef public bint trailers
+    cdef public bint accepts_trailers
+    cdef public bint send_trailers
+    cdef public bint awaiting_trailers
+    cdef public list trailer_lines
 
     cpdef wake(self)
     cpdef abort(self, int status)
     cpdef dict take_body(self)
     cpdef write_body(self, bytes body, bint more_body)
+    cpdef frame(self, list parts, Py_ssize_t length, bint more_body)
+    cpdef end_body(self)
+    cpdef early_hint(self, message)
+    cpdef write_trailers(self, message)
     cpdef start_response(self, message)
     @cython.locals(state=ServerState)
-    cpdef list finish_head(self, bytes body, bint more_body)
+    cpdef list finish_head(self, Py_ssize_t length, bint more_body)
     cpdef finish(self)
     cpdef log_access(self)

@@ -22,10 +22,12 @@ from h11._readers import ChunkedReader  # (h11 has no public hook for chunk line
 from fastserve.asgi import is_token
 from fastserve.errors import RequestError
 
-# What llhttp accepts as a request target: origin-form, "*" or absolute-form,
-# printable ASCII only; CONNECT takes any printable target (authority-form).
-_TARGET = re.compile(rb"(/|\*|[A-Za-z]+://)[\x21-\x7e]*\Z")
-_CONNECT_TARGET = re.compile(rb"[\x21-\x7e]+\Z")
+# What llhttp accepts as a request target, printable ASCII only: origin-form,
+# "*", absolute-form; and for CONNECT an authority too. Where a host is read
+# (up to a "/" or "?"), llhttp refuses a few more bytes.
+_AUTHORITY = rb'[^"#<>\\^`{|}/?]*(?:[/?][\x21-\x7e]*)?\Z'
+_TARGET = re.compile(rb"(?:[/*][\x21-\x7e]*\Z|[A-Za-z]+://(?=[\x21-\x7e]*\Z)%s)" % _AUTHORITY)
+_CONNECT_TARGET = re.compile(rb"(?=[\x21-\x7e]+\Z)(?:[/*][\x21-\x7e]*\Z|%s)" % _AUTHORITY)
 # A request line as far as llhttp reads before it looks at the version; the
 # versions it reads on with (others get 505 at once, before any header).
 _REQUEST_LINE = re.compile(rb"([^ \r\n]+) ([^ \r\n]+) HTTP/([0-9]\.[0-9])")

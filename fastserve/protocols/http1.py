@@ -15,6 +15,7 @@ both parsers are held to it.
 
 import asyncio
 import logging
+import os
 from asyncio import Task
 from collections import deque
 from http import HTTPStatus
@@ -28,17 +29,20 @@ from fastserve.asgi import (
     body_bytes,
     check_header_value,
     decode_path,
+    early_hint_line,
     escape_for_log,
     header_key,
     header_pair,
     is_token,
     request_header_key,
     split_target,
+    trailer_line,
     validate_status,
 )
 from fastserve.errors import ASGIMessageError, ClientDisconnected, RequestError
 from fastserve.protocols.h11_parser import ExtensionMethodParser, H11Parser, request_start
 from fastserve.proxy import FORWARDING_HEADER_NAMES
+from fastserve.sendfile import file_size, send_file
 from fastserve.sockets import socket_address
 
 error_logger = logging.getLogger("fastserve.error")
@@ -82,6 +86,14 @@ MAX_BODY_LEFT = 2**62
 # At shutdown, how long a new connection may take to send its first request.
 FIRST_REQUEST_GRACE = 1.0
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
+EARLY_HINTS_LINE = b"HTTP/1.1 103 Early Hints\r\n"
+LAST_CHUNK = b"0\r\n\r\n"
+NO_FRAMING = ()
+# The ASGI response extensions every request is offered (early hints on HTTP/1.1
+# only: an HTTP/1.0 client may not expect an informational response). Each
+# scope gets its own copy of the outer dict.
+RESPONSE_EXTENSIONS_10 = {"http.response.trailers": {}, "http.response.pathsend": {}, "http.response.zerocopysend": {}}
+RESPONSE_EXTENSIONS_11 = {**RESPONSE_EXTENSIONS_10, "http.response.early_hint": {}}
 ASGI_VERSION = asgi_version()  # copied into every scope
 TASK_NAME = "fastserve.request"
 FRAGMENT_BYTE = ord("#")
@@ -149,6 +161,8 @@ class HTTP1Protocol:
         self.plain_tasks = True
         self.answered = False
         self.tls = None
+        self.extensions_11 = RESPONSE_EXTENSIONS_11
+        self.extensions_10 = RESPONSE_EXTENSIONS_10
         self.trusted_proxy = False
         # (server, client, scheme) from a PROXY protocol header, set before connection_made.
         self.proxied = None
@@ -197,6 +211,8 @@ class HTTP1Protocol:
             self.set_addresses(proxied[0], proxied[1], proxied[2])
         if state.tls is not None:
             self.tls = state.tls.extension(transport.get_extra_info("ssl_object"))
+            self.extensions_11 = {**RESPONSE_EXTENSIONS_11, "tls": self.tls}
+            self.extensions_10 = {**RESPONSE_EXTENSIONS_10, "tls": self.tls}
         state.connections.add(self)
         self.deadline = state.now + state.timeout_keep_alive
         # A task factory (one an app sets at startup, say) is honoured; without
@@ -468,7 +484,9 @@ class HTTP1Protocol:
         if self.upgrade or method == "CONNECT":
             keep_alive = False
         scope = self.build_scope(method, version)
-        cycle = RequestCycle(self, scope, http11, keep_alive, self.expect_continue and http11)
+        cycle = RequestCycle(
+            self, scope, http11, keep_alive, self.expect_continue and http11, self.te_trailers and http11
+        )
         self.parsing = cycle
         if self.cycle is None:
             self.cycle = cycle
@@ -534,7 +552,7 @@ class HTTP1Protocol:
             path = raw_path.decode("utf-8", "replace")
         scope = self.scope_template.copy()
         scope["asgi"] = ASGI_VERSION.copy()
-        scope["extensions"] = {} if self.tls is None else {"tls": self.tls}
+        scope["extensions"] = (self.extensions_11 if version == "1.1" else self.extensions_10).copy()
         scope["http_version"] = version
         scope["method"] = method
         scope["path"] = path
@@ -789,7 +807,7 @@ class HTTP1Protocol:
 class RequestCycle:
     """One request and its response: the ``receive`` and ``send`` an app gets."""
 
-    def __init__(self, conn, scope, http11, keep_alive, expect_continue):
+    def __init__(self, conn, scope, http11, keep_alive, expect_continue, accepts_trailers):
         self.conn = conn
         self.scope = scope
         self.http11 = http11
@@ -819,6 +837,13 @@ class RequestCycle:
         self.bytes_sent = 0
         self.started_at = 0.0
         self.response_headers = None
+        # Trailers: the app promised them, the client takes them (TE: trailers),
+        # they go out (chunked), the body is done and they are awaited.
+        self.trailers = False
+        self.accepts_trailers = accepts_trailers
+        self.send_trailers = False
+        self.awaiting_trailers = False
+        self.trailer_lines = None
 
     def wake(self):
         waiter = self.waiter
@@ -911,20 +936,108 @@ class RequestCycle:
             raise ClientDisconnected("the client disconnected")
         message_type = message["type"]
         if not self.started:
-            if message_type != "http.response.start":
+            if message_type == "http.response.start":
+                self.start_response(message)
+            elif message_type == "http.response.early_hint":
+                self.early_hint(message)
+            else:
                 raise ASGIMessageError(f"Expected 'http.response.start', got {message_type!r}")
-            self.start_response(message)
             return
         if self.complete:
             raise ASGIMessageError(f"Unexpected {message_type!r} after the response completed")
-        if message_type != "http.response.body":
-            raise ASGIMessageError(f"Expected 'http.response.body', got {message_type!r}")
+        if message_type != "http.response.body" or self.awaiting_trailers:
+            await self.send_extension(message_type, message)
+            return
         # (Optional keys are read with "in" and [], not .get(): on the hot path a
         # method call costs several times a mapping lookup.)
         body = message["body"] if "body" in message else b""
         if type(body) is not bytes:
             body = body_bytes(body)
         self.write_body(body, "more_body" in message and bool(message["more_body"]))
+
+    async def send_extension(self, message_type, message):
+        """The messages of the response extensions the scope offers."""
+        if self.awaiting_trailers and message_type != "http.response.trailers":
+            raise ASGIMessageError(f"Expected 'http.response.trailers', got {message_type!r}")
+        if message_type == "http.response.trailers":
+            self.write_trailers(message)
+        elif message_type == "http.response.pathsend":
+            await self.send_path(message)
+        elif message_type == "http.response.zerocopysend":
+            await self.send_zero_copy(message)
+        elif message_type == "http.response.early_hint":
+            self.early_hint(message)
+        else:
+            raise ASGIMessageError(f"Expected 'http.response.body', got {message_type!r}")
+
+    def early_hint(self, message):
+        """A 103 with the app's Link values, while the final head has not left (and never to HTTP/1.0)."""
+        lines = [early_hint_line(link) for link in (message["links"] if "links" in message else ())]
+        if lines and self.http11 and not self.head_sent:
+            self.conn.write(b"".join((EARLY_HINTS_LINE, *lines, b"\r\n")))
+
+    def write_trailers(self, message):
+        if not self.awaiting_trailers:
+            if self.trailers:
+                raise ASGIMessageError("'http.response.trailers' before the last 'http.response.body'")
+            raise ASGIMessageError("'http.response.trailers' without 'trailers' in 'http.response.start'")
+        lines = [trailer_line(item) for item in (message["headers"] if "headers" in message else ())]
+        if self.send_trailers:
+            self.trailer_lines = lines if self.trailer_lines is None else self.trailer_lines + lines
+        if "more_trailers" in message and message["more_trailers"]:
+            return
+        if self.send_trailers:
+            self.conn.write(b"".join((b"0\r\n", *self.trailer_lines, b"\r\n")))
+        self.awaiting_trailers = False
+        self.finish()
+
+    async def send_path(self, message):
+        """``http.response.pathsend``: the whole file at an absolute path is the rest of the body."""
+        path = message["path"] if "path" in message else None
+        if type(path) is not str or not os.path.isabs(path):
+            raise ASGIMessageError(f"'http.response.pathsend' needs an absolute 'path', got {path!r}")
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            await self.send_file_region(fd, 0, file_size(fd), False)
+        finally:
+            os.close(fd)
+
+    async def send_zero_copy(self, message):
+        """``http.response.zerocopysend``: a region of an open file, as a body message would."""
+        file = message["file"] if "file" in message else None
+        fileno = getattr(file, "fileno", None)
+        if fileno is None:
+            raise ASGIMessageError("'http.response.zerocopysend' needs a 'file' with a fileno()")
+        fd = fileno()
+        offset = message["offset"] if "offset" in message else None
+        # Without an offset the file is read from its position, which moves on as with read().
+        from_position = offset is None
+        if from_position:
+            offset = os.lseek(fd, 0, os.SEEK_CUR)
+        size = file_size(fd)
+        count = message["count"] if "count" in message else None
+        if count is None:
+            count = max(size - offset, 0)
+        if type(offset) is not int or type(count) is not int or offset < 0 or count < 0:
+            raise ASGIMessageError(f"Invalid 'offset' {offset!r} or 'count' {count!r} in 'http.response.zerocopysend'")
+        await self.send_file_region(fd, offset, count, "more_body" in message and bool(message["more_body"]))
+        if from_position:
+            os.lseek(fd, offset + count, os.SEEK_SET)
+
+    async def send_file_region(self, fd, offset, count, more_body):
+        """Body bytes that are a region of a file: framed as write_body frames bytes, sent by send_file."""
+        parts = [] if self.head_sent else self.finish_head(count, more_body)
+        after = self.frame(parts, count, more_body)
+        self.head_sent = True
+        conn = self.conn
+        if parts:
+            conn.writelines(parts)
+        if after is not None and count:
+            await send_file(conn, fd, offset, count)
+        if after:
+            conn.writelines(list(after))
+        if not more_body:
+            self.end_body()
 
     def start_response(self, message):
         """Check ``http.response.start`` and encode its headers; the framing waits for the body."""
@@ -933,7 +1046,7 @@ class RequestCycle:
             validate_status(status)  # raises, saying what is wrong
         self.status = status
         if "trailers" in message and message["trailers"]:
-            raise ASGIMessageError("Response trailers are not supported")
+            self.trailers = True
         # [status line, default headers, header lines...]: one join with the
         # framing headers and the body when the first body chunk comes.
         head = [status_line(status), b""]
@@ -997,21 +1110,13 @@ class RequestCycle:
         if self.head_sent:
             parts = []
         else:
-            parts = self.finish_head(body, more_body)
-        if self.no_body:
-            pass
-        elif self.chunked:
-            self.bytes_sent += len(body)
-            if body:
-                parts += (b"%x\r\n" % len(body), body, b"\r\n")
-            if not more_body:
-                parts.append(b"0\r\n\r\n")
-        else:
-            self.bytes_sent += len(body)
-            if self.content_length >= 0 and self.bytes_sent > self.content_length:
-                raise ASGIMessageError("Response body longer than its Content-Length")
+            parts = self.finish_head(len(body), more_body)
+        after = self.frame(parts, len(body), more_body)
+        if after is not None:
             if body:
                 parts.append(body)
+            if after:
+                parts += after
         self.head_sent = True
         if parts:
             conn = self.conn
@@ -1029,9 +1134,35 @@ class RequestCycle:
                 else:
                     conn.write(data)
         if not more_body:
+            self.end_body()
+
+    def frame(self, parts, length, more_body):
+        """Count ``length`` body bytes; add the framing before them to ``parts`` and return what goes after.
+
+        None when the response has no body (HEAD, 204, 304): the bytes are dropped.
+        """
+        if self.no_body:
+            return None
+        self.bytes_sent += length
+        if self.chunked:
+            after = [b"\r\n"] if length else []
+            if length:
+                parts.append(b"%x\r\n" % length)
+            if not more_body and not self.send_trailers:
+                after.append(LAST_CHUNK)
+            return after
+        if self.content_length >= 0 and self.bytes_sent > self.content_length:
+            raise ASGIMessageError("Response body longer than its Content-Length")
+        return NO_FRAMING
+
+    def end_body(self):
+        """The app's last body message: the response is complete, or waits for the trailers it promised."""
+        if self.trailers:
+            self.awaiting_trailers = True
+        else:
             self.finish()
 
-    def finish_head(self, body, more_body):
+    def finish_head(self, length, more_body):
         """Complete the response head (framing: length, chunked or close) as a list of pieces."""
         conn = self.conn
         state = conn.state
@@ -1047,15 +1178,17 @@ class RequestCycle:
         if self.is_head or status in NO_BODY_STATUSES:
             self.no_body = True
             if self.content_length < 0 and self.is_head and not more_body and status not in NO_BODY_STATUSES:
-                head.append(b"content-length: %d\r\n" % len(body))
+                head.append(b"content-length: %d\r\n" % length)
         elif self.content_length >= 0:
             pass
-        elif not more_body and not self.app_chunked:
-            self.content_length = len(body)
-            head.append(b"content-length: %d\r\n" % len(body))
+        elif not more_body and not self.app_chunked and not (self.trailers and self.accepts_trailers):
+            self.content_length = length
+            head.append(b"content-length: %d\r\n" % length)
         elif self.http11:
             self.chunked = True
             head.append(b"transfer-encoding: chunked\r\n")
+            # Trailers go out only after a chunked body, to a client that asked for them.
+            self.send_trailers = self.trailers and self.accepts_trailers
         else:
             keep_alive = False
         self.keep_alive = keep_alive
