@@ -40,6 +40,14 @@ FOUND = {
         b"QUERY / HTTP/1.1\r\nHost: x\r\n" + CHUNKED + b"2\r\nab\r\n0\r\nX-T: \n\r\n\r\n",
         [],
     ),
+    "framing fields in the trailer section": (
+        b"PATCH / HTTP/1.1\r\nHost: x\r\n" + CHUNKED + b"1\r\nc\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        [],
+    ),
+    "a request line in the trailer section": (
+        b"POST / HTTP/1.1\r\nHost: x\r\n" + CHUNKED + b"2\r\nab\r\n1\r\nc\r\n0\r\nTX /? HTTP/1.0\r\nHost: \r\n\r\n",
+        [14, 26, 90],
+    ),
     "trailer fields never reach the scope": (
         b"QUERY / HTTP/1.1\r\nHost: x\r\n" + CHUNKED + b"1\r\na\r\n0\r\nX-T: 1\r\n\r\n",
         [],
@@ -69,6 +77,8 @@ FOUND = {
     ),
     "PRI before an expectation": (b"PRI /? HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n\r\n", []),
     "PRI with a bad version": (b"PRI /p HTTP/1.2\r\nHost: x\r\n\r\n", []),
+    "no version, and an expectation": (b"HEAD /x\r\nExpect: magic\r\n\r\n", []),
+    "HTTP/2.0, and an expectation": (b"GET / HTTP/2.0\r\nHost: x\r\nExpect: magic\r\n\r\n", []),
     "authority-form without CONNECT": (b"OPTIONS h:80 HTTP/1.1\r\nHost: x\r\n\r\n", []),
     "a fragment in a CONNECT authority": (b"CONNECT a#frag HTTP/1.1\r\nHost: x\r\n\r\n", []),
     "a fragment in an absolute-form host": (b"GET http://h#x HTTP/1.1\r\nHost: x\r\n\r\n", []),

@@ -32,6 +32,8 @@ _CONNECT_TARGET = re.compile(rb"(?=[\x21-\x7e]+\Z)(?:[/*][\x21-\x7e]*\Z|%s)" % _
 # versions it reads on with (others get 505 at once, before any header).
 _REQUEST_LINE = re.compile(rb"([^ \r\n]+) ([^ \r\n]+) HTTP/([0-9]\.[0-9])")
 _LLHTTP_VERSIONS = {b"0.9", b"1.0", b"1.1", b"2.0"}
+# The start of a header line, as far as it has come.
+_FIELD_START = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]*(?::[^\x00-\x08\x0a-\x1f\x7f]*)?\Z")
 # A header line llhttp accepts: a token, a colon, the value (leading OWS dropped).
 _HEADER_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*)\Z")
 # Control bytes h11 lets through in header values and llhttp refuses.
@@ -270,13 +272,24 @@ def _names(event: h11.Request, name: bytes) -> bool:
 
 
 def _check_trailer_section(start: bytes) -> None:
-    """llhttp refuses a bare CR or LF in the trailer section as soon as it comes; h11 takes it."""
+    """What llhttp refuses in a trailer section as soon as it comes, where h11 waits for its end.
+
+    A bare CR or LF (which h11 would take), a line that is not a field, a
+    framing field; on the line still arriving, a byte that cannot be there.
+    """
     if start.startswith(b"\r\n"):
         return  # no trailer fields
     end = start.find(b"\r\n\r\n")
-    section = start[: end + 4] if end >= 0 else start.removesuffix(b"\r")
+    section = start[: end + 2] if end >= 0 else start.removesuffix(b"\r")
     if _LAX_LINE.search(section):
         raise RequestError(400, "Invalid line ending or obs-fold in the trailer section")
+    *lines, arriving = section.split(b"\r\n")
+    for line in lines:
+        field = _HEADER_LINE.match(line)
+        if field is None or field.group(1).lower() in (b"transfer-encoding", b"content-length"):
+            raise RequestError(400, "Invalid field in the trailer section")
+    if _FIELD_START.match(arriving) is None:
+        raise RequestError(400, "Invalid field in the trailer section")
 
 
 def _check_partial_size_line(start: bytes) -> None:

@@ -505,8 +505,8 @@ class HTTP1Protocol:
         method = KNOWN_METHODS.get(raw_method)
         if method is None:
             method = extension_method(raw_method)
-        # First what llhttp refuses while it reads the fields (a 400 in any
-        # case), then what the field checks put off (refuse_later), then the rest.
+        # First what llhttp refuses while it reads the fields, then the version,
+        # then what the field checks put off (refuse_later), then the rest.
         if self.content_length_count > 1:
             raise RequestError(400, "Repeated Content-Length")
         if self.transfer_encoding is not None:
@@ -514,13 +514,13 @@ class HTTP1Protocol:
                 raise RequestError(400, "Transfer-Encoding with Content-Length")
             if self.transfer_encoding.strip().lower() != b"chunked":
                 raise RequestError(400, "Unsupported Transfer-Encoding")
-        if self.head_error is not None:
-            raise self.head_error
         if version != "1.1" and version != "1.0":
             # llhttp reads a request line without a version as HTTP/0.9.
             if version == "0.9":
                 raise RequestError(400, "Missing or obsolete HTTP version")
             raise RequestError(505, "HTTP version not supported")
+        if self.head_error is not None:
+            raise self.head_error
         http11 = version == "1.1"
         if self.host_count > 1 or (http11 and self.host_count == 0):
             raise RequestError(400, "A request needs exactly one Host header")
