@@ -154,7 +154,7 @@ def test_scope_building(benchmark):
         protocol = driver.protocol
         protocol.url = b"/plaintext?x=1"
         protocol.headers = [(b"host", b"bench"), (b"accept", b"*/*")]
-        scope = benchmark(protocol.build_scope, "GET", "1.1")
+        scope = benchmark(protocol.build_scope, "GET", "1.1", True)
         assert (scope["path"], scope["query_string"]) == ("/plaintext", b"x=1")
     finally:
         driver.close()

@@ -83,7 +83,7 @@ cdef class HTTP1Protocol:
     cpdef set_addresses(self, server, client, str scheme)
     cpdef reset_request_head(self)
     @cython.locals(url=bytes, raw_path=bytes)
-    cpdef dict build_scope(self, str method, str version)
+    cpdef dict build_scope(self, str method, str version, bint http11)
     cpdef pause_reading(self)
     cpdef maybe_resume_reading(self)
     @cython.locals(state=ServerState)

@@ -483,7 +483,7 @@ class HTTP1Protocol:
             keep_alive = self.connection_keep_alive and not self.connection_close
         if self.upgrade or method == "CONNECT":
             keep_alive = False
-        scope = self.build_scope(method, version)
+        scope = self.build_scope(method, version, http11)
         cycle = RequestCycle(
             self, scope, http11, keep_alive, self.expect_continue and http11, self.te_trailers and http11
         )
@@ -535,7 +535,7 @@ class HTTP1Protocol:
             self.body_left = 0
         return method
 
-    def build_scope(self, method, version):
+    def build_scope(self, method, version, http11):
         """The request's scope: the connection's template plus what this request says."""
         url = self.url
         # The common target, "/path?query" with no fragment or escapes, is split
@@ -552,7 +552,7 @@ class HTTP1Protocol:
             path = raw_path.decode("utf-8", "replace")
         scope = self.scope_template.copy()
         scope["asgi"] = ASGI_VERSION.copy()
-        scope["extensions"] = (self.extensions_11 if version == "1.1" else self.extensions_10).copy()
+        scope["extensions"] = (self.extensions_11 if http11 else self.extensions_10).copy()
         scope["http_version"] = version
         scope["method"] = method
         scope["path"] = path
@@ -1115,7 +1115,7 @@ class RequestCycle:
         if after is not None:
             if body:
                 parts.append(body)
-            if after:
+            if after is not NO_FRAMING:
                 parts += after
         self.head_sent = True
         if parts:
