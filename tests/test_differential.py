@@ -111,11 +111,7 @@ def quiet_refusals():
 @pytest.mark.parametrize("name", list(FOUND))
 def test_found_disagreement_stays_fixed(name):
     data, cuts = FOUND[name]
-    loop = asyncio.new_event_loop()
-    try:
-        outcomes = loop.run_until_complete(compare(loop, data, cuts))
-    finally:
-        loop.close()
+    outcomes = asyncio.run(compare(data, cuts))
     assert outcomes is None, describe(data, cuts, outcomes)
 
 
@@ -123,11 +119,7 @@ def test_trailer_fields_are_dropped_on_both_parsers():
     from tests.fuzz.differential import run_one
 
     data, cuts = FOUND["trailer fields never reach the scope"]
-    loop = asyncio.new_event_loop()
-    try:
-        outcome = loop.run_until_complete(run_one(loop, "httptools", data, cuts))
-    finally:
-        loop.close()
+    outcome = asyncio.run(run_one("httptools", data, cuts))
     assert outcome["seen"][0]["headers"] == [(b"host", b"x"), (b"transfer-encoding", b"chunked")]
     assert outcome["seen"][0]["body"] == b"a"
 

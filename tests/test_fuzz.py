@@ -13,6 +13,7 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.fuzz.differential import TOKENS
 from tests.test_flow import connect
 
 VALID_REQUESTS = [
@@ -23,24 +24,6 @@ VALID_REQUESTS = [
     b"POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
     b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
-]
-TOKENS = [
-    b"\r\n",
-    b"\n",
-    b"\r",
-    b":",
-    b" ",
-    b"\t",
-    b"\x00",
-    b"\xff",
-    b"0\r\n\r\n",
-    b"Content-Length: 3\r\n",
-    b"Transfer-Encoding: chunked\r\n",
-    b"Host: y\r\n",
-    b"HTTP/1.0",
-    b"HTTP/2.0",
-    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"fffffffff\r\n",
 ]
 STATUS_LINE = re.compile(rb"HTTP/1\.1 (\d{3}) [^\r\n]*\Z")
 

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from tests.apps import echo, scope_app
+from tests.apps import echo, read_body, scope_app
 from tests.conftest import read_response, recv_all, wait_for
 from tests.test_flow import connect, until
 
@@ -131,12 +131,7 @@ EXTENSION_METHODS = ["PURGEX", "MKWORKSPACE", "X-MY-VERB", "get", "PLAY", "DESCR
 
 def method_app():
     async def app(scope, receive, send):
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body, _ = await read_body(receive)
         answer = json.dumps({"method": scope["method"], "path": scope["path"], "body": body.decode()}).encode()
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": answer})
@@ -215,9 +210,9 @@ def test_extension_method_after_a_body_split_between_reads(serve, framing):
         body = b""
         while True:
             message = await receive()
-            seen.append(message.get("body", b""))
-            body += message.get("body", b"")
-            if not message.get("more_body"):
+            seen.append(message["body"])
+            body += message["body"]
+            if not message["more_body"]:
                 break
         await send({"type": "http.response.start", "status": 200, "headers": [(b"x-method", scope["method"].encode())]})
         await send({"type": "http.response.body", "body": body})
@@ -270,12 +265,7 @@ async def feed_in_pieces(http, cuts):
     seen = []
 
     async def app(scope, receive, send):
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body, _ = await read_body(receive)
         seen.append((scope["method"], scope["path"], body))
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})

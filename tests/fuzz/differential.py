@@ -27,7 +27,7 @@ import sys
 import time
 from typing import Any
 
-from fastserve.protocols import HTTP1Protocol, ServerState, parser_factory
+from tests.test_flow import connect
 
 PARSERS = ("httptools", "h11")
 
@@ -154,39 +154,6 @@ def generate(rng: random.Random) -> tuple[bytes, list[int]]:
     return bytes(data), cuts
 
 
-class Transport:
-    """The protocol's side of a socket, recording what the server writes."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.written = bytearray()
-        self.reading = True
-        self.closed = False
-        self.protocol: Any = None
-
-    def write(self, data: bytes) -> None:
-        if self.closed:
-            raise AssertionError("write after close")
-        self.written += data
-
-    def writelines(self, parts: list[bytes]) -> None:
-        self.write(b"".join(parts))
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.loop.call_soon(self.protocol.connection_lost, None)
-
-    def pause_reading(self) -> None:
-        self.reading = False
-
-    def resume_reading(self) -> None:
-        self.reading = True
-
-    def get_extra_info(self, name: str) -> Any:
-        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 80)}.get(name)
-
-
 async def app(scope: dict, receive: Any, send: Any) -> None:
     """Records what it sees (through the scope's state), then answers in a way the path picks."""
     body = b""
@@ -214,15 +181,11 @@ async def app(scope: dict, receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": answer})
 
 
-async def run_one(loop: asyncio.AbstractEventLoop, http: str, data: bytes, cuts: list[int]) -> dict[str, Any]:
+async def run_one(http: str, data: bytes, cuts: list[int]) -> dict[str, Any]:
     """Feed one input to a protocol on ``http``; what the app saw and the client got."""
-    state = ServerState(app=app, loop=loop, parser_factory=parser_factory(http), date_header=False, access_log=False)
+    protocol, transport, state = connect(app, http, date_header=False, access_log=False)
     seen: list[dict] = []
     state.lifespan_state = {"seen": seen}
-    protocol = HTTP1Protocol(state)
-    transport = Transport(loop)
-    transport.protocol = protocol
-    protocol.connection_made(transport)
     stalled = False
     start = 0
     for end in [*cuts, len(data)]:
@@ -261,9 +224,9 @@ async def run_one(loop: asyncio.AbstractEventLoop, http: str, data: bytes, cuts:
     }
 
 
-async def compare(loop: asyncio.AbstractEventLoop, data: bytes, cuts: list[int]) -> tuple[dict, dict] | None:
+async def compare(data: bytes, cuts: list[int]) -> tuple[dict, dict] | None:
     """The two outcomes if they differ, else None."""
-    outcomes = [await run_one(loop, http, data, cuts) for http in PARSERS]
+    outcomes = [await run_one(http, data, cuts) for http in PARSERS]
     if outcomes[0] != outcomes[1]:
         return outcomes[0], outcomes[1]
     return None
@@ -298,7 +261,7 @@ def fuzz(seed: int, count: int, stop_at_first: bool = True) -> tuple[int, list[s
     try:
         for done in range(count):
             data, cuts = generate(rng)
-            outcomes = loop.run_until_complete(compare(loop, data, cuts))
+            outcomes = loop.run_until_complete(compare(data, cuts))
             if outcomes is not None:
                 failures.append(describe(data, cuts, outcomes))
                 if stop_at_first:
