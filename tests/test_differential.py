@@ -22,10 +22,18 @@ FOUND = {
     ),
     "chunk size over 64 bits before its line ends": (
         b"GET / HTTP/1.1\r\nHost: \r\n" + CHUNKED + b"3\r\nabc\r\n10000000000000000\r\nabc\r\n0\r\n\r\n",
-        [72],
+        [82],
     ),
     "more than 20 digits of chunk size": (
         b"POST / HTTP/1.1\r\nHost: x\r\n" + CHUNKED + b"000000000000000000003\r\nabc\r\n0\r\n\r\n",
+        [],
+    ),
+    "a bad byte in a chunk extension before its line ends": (
+        b"DELETE / HTTP/1.1\r\nHost: x\r\n" + CHUNKED + b"1\r\n0\r\n00000000002;a\xe6b\r\nab\r\n0\r\n\r\n",
+        [82],
+    ),
+    "empty chunk extension names": (
+        b"POST / HTTP/1.1\r\nHost: x\r\n" + CHUNKED + b"3;;ext=1x\r\nabc\r\n2;a=;b\r\nde\r\n1;a;\r\nf\r\n0\r\n\r\n",
         [],
     ),
     "whitespace in chunk extensions": (
@@ -48,8 +56,16 @@ FOUND = {
         b"POST / HTTP/1.1\r\nHost: x\r\n" + CHUNKED + b"2\r\nab\r\n1\r\nc\r\n0\r\nTX /? HTTP/1.0\r\nHost: \r\n\r\n",
         [14, 26, 90],
     ),
+    "a trailer line without a colon, up to its CR": (
+        b"DELETE / HTTP/1.1\r\nHost: x\r\n" + CHUNKED + b"3\r\nabc\r\n0\r\nX-\r\n\r\n",
+        [63, 75],
+    ),
     "trailer fields never reach the scope": (
         b"QUERY / HTTP/1.1\r\nHost: x\r\n" + CHUNKED + b"1\r\na\r\n0\r\nX-T: 1\r\n\r\n",
+        [],
+    ),
+    "a tab after the transfer coding": (
+        b"PATCH / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\t\r\n\r\n1;x\r\na\r\n0\r\n\r\n",
         [],
     ),
     "Transfer-Encoding value as sent": (
@@ -92,6 +108,16 @@ FOUND = {
         [],
     ),
     "two spaces in the request line": (b"QUERY  / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", []),
+    "extension method after a request line with two spaces": (
+        b"HEAD  /a HTTP/1.1\r\nHost: x\r\n\r\nBREW / HTTP/1.1\r\nHost: x\r\n\r\n",
+        [],
+    ),
+    "extension method after a chunk size of more than 20 digits": (
+        b"POST / HTTP/1.1\r\nHost: x\r\n"
+        + CHUNKED
+        + b"000000000000000000003\r\nabc\r\n0\r\n\r\nBREW / HTTP/1.1\r\nHost: x\r\n\r\n",
+        [],
+    ),
     "extension method, then HTTP/2.0": (
         b"POSTAL * HTTP/1.1\r\nHost: x\r\n\r\nPOST / HTTP/2.0\r\nHost: [::1]\r\n\r\n",
         [],

@@ -44,14 +44,18 @@ _CONTENT_LENGTH_VALUE = re.compile(rb"\r\ncontent-length[ \t]*:([^\r]*)", re.IGN
 _TRANSFER_ENCODING_VALUE = re.compile(rb"\r\ntransfer-encoding:([^\r]*)", re.IGNORECASE)
 # The largest chunk size llhttp accepts, and the chunk-size lines it accepts:
 # hex digits, then extensions with no whitespace (";name", ";name=token",
-# ';name="quoted"'; the name may be left out before "=").
+# ';name="quoted"').
 MAX_CHUNK_SIZE = 2**64 - 1
 _HEX_DIGITS = re.compile(rb"[0-9A-Fa-f]*")
 _TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
 _QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
-_CHUNK_SIZE_LINE = re.compile(
-    rb"([0-9A-Fa-f]+)(?:;(?:%s+(?:=(?:%s*|%s))?|=(?:%s*|%s)))*\r\n\Z" % (_TCHAR, _TCHAR, _QUOTED, _TCHAR, _QUOTED)
-)
+_EXTENSION = rb"(?:;%s*(?:=(?:%s*|%s))?)" % (_TCHAR, _TCHAR, _QUOTED)
+# (llhttp takes empty extension names, but not one that ends the line.)
+_CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]+)%s*(?<!;)\r\n\Z" % _EXTENSION)
+# What may have come of a chunk-size line whose end has not: complete
+# extensions, then part of a quoted value or the CR.
+_PARTIAL_QUOTED = rb'(?:;%s*="(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*\\?)' % _TCHAR
+_CHUNK_SIZE_LINE_START = re.compile(rb"[0-9A-Fa-f]+%s*(?:%s|(?<!;)\r)?\Z" % (_EXTENSION, _PARTIAL_QUOTED))
 _SPACES = re.compile(rb"  +")
 # Where h11 ends a head: an empty line, with or without its CR.
 _HEAD_END = re.compile(rb"\n\r?\n")
@@ -125,10 +129,11 @@ class H11Parser:
                         if _VALUE_CONTROL.search(value):
                             raise RequestError(400, "Control character in a header value")
                         if name.lower() == b"transfer-encoding":
-                            # h11 lowercases this value; the app gets it as sent.
+                            # h11 lowercases this value and drops the whitespace after it;
+                            # the protocol gets it as sent.
                             if raw_transfer_encodings is None:
                                 raw_transfer_encodings = _TRANSFER_ENCODING_VALUE.findall(self._request_head)
-                            value = raw_transfer_encodings.pop(0).strip(b" \t")
+                            value = raw_transfer_encodings.pop(0).lstrip(b" \t")
                         protocol.on_header(bytes(name), bytes(value))
                     protocol.on_headers_complete()
                     if type(connection._reader) is ChunkedReader:
@@ -242,29 +247,52 @@ class ExtensionMethodParser(H11Parser):
         return self._receive(data, one_request=True)
 
 
-def request_start(data: bytes, skip: int) -> int | None:
+def request_start(data: bytes, skip: int, state: Any) -> int | None:
     """Where request number ``skip`` (counted from 0) begins in ``data``.
 
     ``data`` begins where a request begins, and the ``skip`` requests before the
-    one sought were complete and accepted by llhttp; h11 finds where each ends.
-    None if h11 cannot tell (it refuses one of them).
+    one sought were complete and accepted by llhttp; an H11Parser reads over
+    each to find where it ends. None if it cannot (it refuses one of them).
     """
-    offset = 0
+    rest: bytes | None = data
     for _ in range(skip):
-        offset += len(data) - offset - len(data[offset:].lstrip(b"\r\n"))
-        connection = h11.Connection(h11.SERVER, max_incomplete_event_size=len(data) + 1)
-        connection.receive_data(data[offset:])
-        while True:
-            try:
-                event = connection.next_event()
-            except h11.RemoteProtocolError:
-                return None
-            if type(event) is h11.EndOfMessage:
-                break
-            if event is h11.NEED_DATA or event is h11.PAUSED or type(event) is h11.ConnectionClosed:
-                return None
-        offset = len(data) - len(connection.trailing_data[0])
-    return offset
+        try:
+            rest = H11Parser(_RequestSkipper(state))._receive(rest, one_request=True)
+        except RequestError:
+            return None
+        if rest is None:
+            return None
+    return len(data) - len(rest)
+
+
+class _RequestSkipper:
+    """The protocol side of an H11Parser that only reads over requests (see request_start)."""
+
+    upgrade = False
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+
+    def on_message_begin(self) -> None:
+        pass
+
+    def on_url(self, url: bytes) -> None:
+        pass
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        pass
+
+    def on_headers_complete(self) -> None:
+        pass
+
+    def on_body(self, body: bytes) -> None:
+        pass
+
+    def on_message_complete(self) -> None:
+        pass
+
+    def check_head(self, method: bytes, version: str) -> str:
+        return ""
 
 
 def _names(event: h11.Request, name: bytes) -> bool:
@@ -280,10 +308,14 @@ def _check_trailer_section(start: bytes) -> None:
     if start.startswith(b"\r\n"):
         return  # no trailer fields
     end = start.find(b"\r\n\r\n")
-    section = start[: end + 2] if end >= 0 else start.removesuffix(b"\r")
-    if _LAX_LINE.search(section):
+    section = start[: end + 2] if end >= 0 else start
+    if _LAX_LINE.search(section.removesuffix(b"\r")):  # (a CR at the end may wait for its LF)
         raise RequestError(400, "Invalid line ending or obs-fold in the trailer section")
     *lines, arriving = section.split(b"\r\n")
+    if arriving.endswith(b"\r"):
+        if arriving != b"\r":  # (just a CR: the empty line that ends the section)
+            lines.append(arriving[:-1])  # a field line as far as its CR: complete
+        arriving = b""
     for line in lines:
         field = _HEADER_LINE.match(line)
         if field is None or field.group(1).lower() in (b"transfer-encoding", b"content-length"):
@@ -293,15 +325,13 @@ def _check_trailer_section(start: bytes) -> None:
 
 
 def _check_partial_size_line(start: bytes) -> None:
-    """What llhttp refuses in a chunk-size line before its end: a bad first byte, a size past 64 bits."""
-    digits = _HEX_DIGITS.match(start).end()
-    if (start and not digits) or (start[digits : digits + 1] not in (b"", b";", b"\r")):
+    """What llhttp refuses in a chunk-size line before its end: a byte that cannot be there, a size past 64 bits."""
+    if not start:
+        return
+    if _CHUNK_SIZE_LINE_START.match(start) is None:
         raise RequestError(400, "Invalid chunk size line")
-    if int(start[:digits] or b"0", 16) > MAX_CHUNK_SIZE:
+    if int(start[: _HEX_DIGITS.match(start).end()], 16) > MAX_CHUNK_SIZE:
         raise RequestError(400, "Chunk size overflow")
-    carriage_return = start.find(b"\r")
-    if carriage_return >= 0 and start[carriage_return + 1 : carriage_return + 2] not in (b"", b"\n"):
-        raise RequestError(400, "Invalid chunk size line")
 
 
 def _valid_target(method: bytes, target: bytes) -> re.Match[bytes] | None:

@@ -343,7 +343,7 @@ class HTTP1Protocol:
         """llhttp refused the last request begun in ``base`` (see replay_base): h11 parses it."""
         self.replay = None
         while True:
-            start = None if base is None else request_start(base[0], self.begun - base[1] - 1)
+            start = None if base is None else request_start(base[0], self.begun - base[1] - 1, self.state)
             if start is None:
                 self.on_parse_error(RequestError(400, "Invalid method"))
                 return
@@ -434,7 +434,10 @@ class HTTP1Protocol:
         if size and (value[size - 1] == 32 or value[size - 1] == 9):
             # Whitespace around a field value is not part of it (RFC 9112 5);
             # llhttp drops the leading whitespace, not the trailing.
-            value = value.rstrip(b" \t")
+            stripped = value.rstrip(b" \t")
+            if name == b"transfer-encoding" and b"\t" in value[len(stripped) :]:
+                raise RequestError(400, "Tab after the transfer coding")  # as llhttp refuses it
+            value = stripped
         self.headers.append((name, value))
         if name == b"content-length":
             self.content_length_count += 1
