@@ -60,6 +60,10 @@ FOUND = {
         b"DELETE / HTTP/1.1\r\nHost: x\r\n" + CHUNKED + b"3\r\nabc\r\n0\r\nX-\r\n\r\n",
         [63, 75],
     ),
+    "Content-Length in the trailer section, before its line ends": (
+        b"PATCH / HTTP/1.1\r\nHost: x\r\n" + CHUNKED + b"1\r\nc\r\n0\r\nContent-Length: 3\r\n\r\n",
+        [81],
+    ),
     "trailer fields never reach the scope": (
         b"QUERY / HTTP/1.1\r\nHost: x\r\n" + CHUNKED + b"1\r\na\r\n0\r\nX-T: 1\r\n\r\n",
         [],

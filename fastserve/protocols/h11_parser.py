@@ -320,7 +320,10 @@ def _check_trailer_section(start: bytes) -> None:
         field = _HEADER_LINE.match(line)
         if field is None or field.group(1).lower() in (b"transfer-encoding", b"content-length"):
             raise RequestError(400, "Invalid field in the trailer section")
-    if _FIELD_START.match(arriving) is None:
+    name, colon, value = arriving.partition(b":")
+    if _FIELD_START.match(arriving) is None or (
+        colon and (name.lower() == b"content-length" or (name.lower() == b"transfer-encoding" and value.strip(b" \t")))
+    ):
         raise RequestError(400, "Invalid field in the trailer section")
 
 
