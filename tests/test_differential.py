@@ -101,6 +101,7 @@ FOUND = {
     "HTTP/2.0, and an expectation": (b"GET / HTTP/2.0\r\nHost: x\r\nExpect: magic\r\n\r\n", []),
     "authority-form without CONNECT": (b"OPTIONS h:80 HTTP/1.1\r\nHost: x\r\n\r\n", []),
     "a fragment in a CONNECT authority": (b"CONNECT a#frag HTTP/1.1\r\nHost: x\r\n\r\n", []),
+    "an asterisk starts a CONNECT authority": (b"CONNECT *a#frag HTTP/1.1\r\nHost: x\r\n\r\n", []),
     "a fragment in an absolute-form host": (b"GET http://h#x HTTP/1.1\r\nHost: x\r\n\r\n", []),
     "asterisk-form with more after it": (b"PATCH *;ext=1 HTTP/1.1\r\nHost: x\r\n\r\n", []),
     "CONNECT has no body": (

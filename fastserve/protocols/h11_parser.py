@@ -27,7 +27,7 @@ from fastserve.errors import RequestError
 # (up to a "/" or "?"), llhttp refuses a few more bytes.
 _AUTHORITY = rb'[^"#<>\\^`{|}/?]*(?:[/?][\x21-\x7e]*)?\Z'
 _TARGET = re.compile(rb"(?:[/*][\x21-\x7e]*\Z|[A-Za-z]+://(?=[\x21-\x7e]*\Z)%s)" % _AUTHORITY)
-_CONNECT_TARGET = re.compile(rb"(?=[\x21-\x7e]+\Z)(?:[/*][\x21-\x7e]*\Z|%s)" % _AUTHORITY)
+_CONNECT_TARGET = re.compile(rb"(?=[\x21-\x7e]+\Z)(?:/[\x21-\x7e]*\Z|%s)" % _AUTHORITY)
 # A request line as far as llhttp reads before it looks at the version; the
 # versions it reads on with (others get 505 at once, before any header).
 _REQUEST_LINE = re.compile(rb"([^ \r\n]+) ([^ \r\n]+) HTTP/([0-9]\.[0-9])")
