@@ -306,3 +306,16 @@ def test_field_values_lose_surrounding_whitespace(serve):
     assert headers["x-padded"] == "inner  value"
     assert headers["x-tab"] == "v"
     assert headers["x-empty"] == ""
+
+
+def test_upgrade_request_after_an_extension_method_is_answered_as_plain_http(serve, caplog):
+    with serve(method_app()) as server, server.connect() as sock:
+        sock.sendall(
+            b"PURGEX /1 HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /2 HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+            b"GET /3 HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        first, second = answers(sock, 2)
+        assert recv_all(sock) == b""  # closed after the upgrade request's answer
+    assert (first["method"], second["path"]) == ("PURGEX", "/2")
+    assert "Invalid HTTP request" not in caplog.text

@@ -280,11 +280,6 @@ class HTTP1Protocol:
         try:
             parser.feed_data(data)
         except Exception as exc:
-            if type(exc).__name__ == "HttpParserUpgrade":
-                # No protocol switch over HTTP/1.1 yet: the request was answered
-                # as plain HTTP and the connection closes after the response.
-                self.parser = None
-                return
             if not (self.replays and refused_method(exc)):
                 self.on_parse_error(exc)
                 return
@@ -667,6 +662,12 @@ class HTTP1Protocol:
         self.maybe_resume_reading()
 
     def on_parse_error(self, exc):
+        if type(exc).__name__ == "HttpParserUpgrade":
+            # Not an error: llhttp stops after a request that asks to switch
+            # protocols. No switch over HTTP/1.1 yet: the request is answered as
+            # plain HTTP and the connection closes after the response.
+            self.parser = None
+            return
         status = error_status(exc)
         reason = getattr(exc, "reason", None) or str(exc)
         error_logger.warning("Invalid HTTP request received: %s", escape_for_log(reason.encode("utf-8", "replace")))
