@@ -138,7 +138,7 @@ def test_response_head_encoding(benchmark):
         cycle = module.RequestCycle(driver.protocol, scope, True, True, False, False)
         cycle.body_complete = True
         cycle.start_response(start)
-        return b"".join(cycle.finish_head(b"Hello, world!", False))
+        return b"".join(cycle.finish_head(len(b"Hello, world!"), False))
 
     try:
         head = benchmark(encode)
