@@ -319,3 +319,31 @@ def test_upgrade_request_after_an_extension_method_is_answered_as_plain_http(ser
         assert recv_all(sock) == b""  # closed after the upgrade request's answer
     assert (first["method"], second["path"]) == ("PURGEX", "/2")
     assert "Invalid HTTP request" not in caplog.text
+
+
+def test_endless_trailer_section_is_refused(serve):
+    """httptools keeps a field until it ends: a trailer that never ends must not grow the server."""
+    sent = {"error": None}
+
+    def send_all(sock):
+        try:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX-Big: ")
+            for _ in range(128):  # 8 MiB of one trailer value
+                sock.sendall(b"v" * 65536)
+        except OSError as exc:
+            sent["error"] = exc
+
+    with serve(echo) as server, server.connect(timeout=10) as sock:
+        sender = threading.Thread(target=send_all, args=(sock,))
+        sender.start()
+        try:
+            response = recv_all(sock, timeout=10)
+        except ConnectionResetError:
+            response = b""
+        sender.join(10)
+        assert not sender.is_alive()
+        assert sent["error"] is not None, "the server read the whole trailer"
+        assert response == b"" or response.startswith(b"HTTP/1.1 431 ")
+        with server.connect() as again:
+            again.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert recv_all(again).startswith(b"HTTP/1.1 200 ")

@@ -70,6 +70,7 @@ cdef class HTTP1Protocol:
     cdef public object head_error
     cdef public bytes content_length
     cdef public Py_ssize_t body_left
+    cdef public Py_ssize_t framing_bytes
     cdef public Py_ssize_t begun
     cdef public bint replays
     cdef public bytes replay

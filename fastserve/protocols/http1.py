@@ -174,6 +174,8 @@ class HTTP1Protocol:
         self.replay_begun = 0
         # Body bytes the request being parsed still lacks; -1 and below: chunked.
         self.body_left = 0
+        # Bytes of a chunked body's framing and trailers since its last body byte.
+        self.framing_bytes = 0
         self.reset_request_head()
 
     def reset_request_head(self):
@@ -296,6 +298,15 @@ class HTTP1Protocol:
             self.head_bytes += len(data)
             if self.head_bytes > self.state.max_head_size:
                 self.on_parse_error(RequestError(431, "Request header section too large"))
+                return
+        elif continuing is not None and body_left < 0 and self.parsing is continuing:
+            # A chunked body went on through this read. What was not body is
+            # framing or trailer fields, which httptools keeps until a field
+            # ends: bounded like a head, counted since the last body byte.
+            delivered = body_left - self.body_left
+            self.framing_bytes = len(data) - delivered + (0 if delivered else self.framing_bytes)
+            if self.framing_bytes > self.state.max_head_size:
+                self.on_parse_error(RequestError(431, "Chunk framing or trailer section too large"))
                 return
         if self.replays and (self.in_head or (self.parsing is not None and self.body_left < 0)):
             self.keep_for_replay(self.replay_base(data, continuing, body_left, in_head, begun))
