@@ -18,6 +18,8 @@ cdef dict HEADER_LINES
 cdef Py_ssize_t HEADER_LINES_MAX
 cdef Py_ssize_t HEADER_LINE_CACHED_VALUE
 cdef dict ASGI_VERSION
+cdef dict RESPONSE_EXTENSIONS_10
+cdef dict RESPONSE_EXTENSIONS_11
 cdef bytes LAST_CHUNK
 cdef tuple NO_FRAMING
 cdef str TASK_NAME
