@@ -347,3 +347,18 @@ def test_endless_trailer_section_is_refused(serve):
         with server.connect() as again:
             again.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             assert recv_all(again).startswith(b"HTTP/1.1 200 ")
+
+
+def test_trailer_bound_starts_over_with_each_request(serve):
+    def request(trailer_size):
+        return (
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX-Big: "
+            + b"v" * trailer_size
+            + b"\r\n\r\n"
+        )
+
+    with serve(echo) as server, server.connect(timeout=10) as sock:
+        sock.sendall(request(600 * 1024))
+        assert read_response(sock, timeout=10)[0] == 200
+        sock.sendall(request(300 * 1024))  # within the bound alone, not with the one before
+        assert read_response(sock, timeout=10)[0] == 200

@@ -535,6 +535,7 @@ class HTTP1Protocol:
             if not http11:
                 raise RequestError(400, "Transfer-Encoding on HTTP/1.0")
             self.body_left = -1
+            self.framing_bytes = 0
         elif self.content_length_count:
             # (Digits only; a length no body reaches is as good as any longer one.)
             self.body_left = int(self.content_length) if len(self.content_length) < 19 else MAX_BODY_LEFT
