@@ -358,7 +358,7 @@ def test_trailer_bound_starts_over_with_each_request(serve):
         )
 
     with serve(echo) as server, server.connect(timeout=10) as sock:
-        sock.sendall(request(600 * 1024))
+        sock.sendall(request(700 * 1024))
         assert read_response(sock, timeout=10)[0] == 200
-        sock.sendall(request(300 * 1024))  # within the bound alone, not with the one before
+        sock.sendall(request(400 * 1024))  # within the bound alone, not with the one before
         assert read_response(sock, timeout=10)[0] == 200
