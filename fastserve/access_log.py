@@ -34,6 +34,26 @@ def request_target(scope: dict[str, Any]) -> str:
     return escape_for_log(target)
 
 
+# What the access log knows of a request the server refused before its head
+# was parsed (a 400, 408, 414, 431...): the connection's scope template and this.
+UNPARSED_SCOPE: dict[str, Any] = {
+    "unparsed": True,
+    "method": "-",
+    "path": "-",
+    "raw_path": b"-",
+    "query_string": b"",
+    "http_version": "-",
+    "headers": [],
+}
+
+
+def request_line(scope: dict[str, Any]) -> str:
+    """The request line as the access log shows it ("-" when it was never parsed)."""
+    if "unparsed" in scope:
+        return "-"
+    return f"{scope['method']} {request_target(scope)} HTTP/{scope['http_version']}"
+
+
 class RequestRecord:
     """What one finished request tells the access log."""
 
@@ -78,7 +98,7 @@ ATOMS: dict[str, Callable[[RequestRecord], str]] = {
     "l": lambda r: "-",
     "u": lambda r: "-",
     "t": _clf_time,
-    "r": lambda r: f"{r.scope['method']} {request_target(r.scope)} HTTP/{r.scope['http_version']}",
+    "r": lambda r: request_line(r.scope),
     "m": lambda r: r.scope["method"],
     "U": lambda r: escape_for_log(r.scope["raw_path"]),
     "q": lambda r: escape_for_log(r.scope["query_string"]),

@@ -132,6 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="kill a worker silent this long (s)",
     )
     add("--timeout-request-header", type=float, default=30, help="a request head must arrive within this (s)")
+    add(
+        "--timeout-request-body",
+        type=float,
+        default=30,
+        help="longest wait for more of a request body (s; 0: none)",
+    )
+    add(
+        "--timeout-lifespan-shutdown",
+        type=float,
+        default=30,
+        help="longest wait for the app's lifespan shutdown (s; 0: none)",
+    )
     add("--limit-request-line", type=int, default=8190, help="longest request target, in bytes (414 above)")
     add("--limit-request-fields", type=int, default=100, help="most request header fields (431 above)")
     add("--limit-request-field-size", type=int, default=8190, help="largest request header field (431 above)")

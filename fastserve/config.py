@@ -121,6 +121,8 @@ class Config:
         timeout_graceful_shutdown: float | None = 30,
         timeout_worker_healthcheck: float = 5,
         timeout_request_header: float = 30,
+        timeout_request_body: float = 30,
+        timeout_lifespan_shutdown: float = 30,
         limit_request_line: int = 8190,
         limit_request_fields: int = 100,
         limit_request_field_size: int = 8190,
@@ -192,6 +194,8 @@ class Config:
         self.timeout_graceful_shutdown = timeout_graceful_shutdown
         self.timeout_worker_healthcheck = timeout_worker_healthcheck
         self.timeout_request_header = timeout_request_header
+        self.timeout_request_body = timeout_request_body
+        self.timeout_lifespan_shutdown = timeout_lifespan_shutdown
         self.limit_request_line = limit_request_line
         self.limit_request_fields = limit_request_fields
         self.limit_request_field_size = limit_request_field_size
@@ -229,6 +233,8 @@ class Config:
         _at_least("timeout-keep-alive", self.timeout_keep_alive, 0)
         _at_least("timeout-request-header", self.timeout_request_header, 0.001)
         _at_least("timeout-graceful-shutdown", self.timeout_graceful_shutdown, 0)
+        _at_least("timeout-request-body", self.timeout_request_body, 0)
+        _at_least("timeout-lifespan-shutdown", self.timeout_lifespan_shutdown, 0)
         _at_least("limit-concurrency", self.limit_concurrency, 1)
         _at_least("limit-request-line", self.limit_request_line, 16)
         _at_least("limit-request-fields", self.limit_request_fields, 1)

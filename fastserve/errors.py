@@ -14,6 +14,16 @@ class RequestError(Exception):
         self.reason = reason
 
 
+class PipelineFull(Exception):
+    """Raised by the protocol when a request begins while the pipeline is full: parsing stops there.
+
+    A parser that knows where it stopped says so in ``rest`` (the bytes from
+    that request's first byte); for httptools the protocol finds the place.
+    """
+
+    rest: bytes | None = None
+
+
 class ClientDisconnected(OSError):
     """Raised by send() once the client has gone (ASGI HTTP spec 2.4)."""
 

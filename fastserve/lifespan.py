@@ -19,10 +19,12 @@ class Lifespan:
     before answering startup is taken not to support it) or 'off'.
     """
 
-    def __init__(self, app: ASGIApp, mode: str, state: dict[str, Any]) -> None:
+    def __init__(self, app: ASGIApp, mode: str, state: dict[str, Any], shutdown_timeout: float = 30) -> None:
+        """``shutdown_timeout``: seconds the app gets to finish its shutdown (0: no limit)."""
         self.app = app
         self.mode = mode
         self.state = state
+        self.shutdown_timeout = shutdown_timeout
         self.failed = False
         self.unsupported = mode == "off"
         self._received = False
@@ -30,6 +32,7 @@ class Lifespan:
         self._startup_done = asyncio.Event()
         self._shutdown_done = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         # The lifespan runs in this context: what startup sets in it, requests see.
         self.context = contextvars.copy_context()
 
@@ -42,6 +45,7 @@ class Lifespan:
         await self._inbox.put({"type": "lifespan.startup"})
         await self._startup_done.wait()
         if self.failed:
+            await self._stop()  # (an app that reported failure may still be waiting in receive())
             return False
         if not self.unsupported:
             logger.info("Application startup complete.")
@@ -52,9 +56,22 @@ class Lifespan:
             return
         logger.info("Waiting for application shutdown.")
         await self._inbox.put({"type": "lifespan.shutdown"})
-        await self._shutdown_done.wait()
+        try:
+            await asyncio.wait_for(self._shutdown_done.wait(), self.shutdown_timeout or None)
+        except TimeoutError:
+            logger.error("Application shutdown did not complete within %g s; cancelling it", self.shutdown_timeout)
+            self.failed = True
+        await self._stop()
         if not self.failed:
             logger.info("Application shutdown complete.")
+
+    async def _stop(self) -> None:
+        """Cancel the lifespan task if it is still running, and wait for it to end."""
+        task = self._task
+        if task is not None and not task.done():
+            self._stopping = True
+            task.cancel()
+            await asyncio.wait([task])
 
     async def _main(self) -> None:
         scope = {"type": "lifespan", "asgi": asgi_version(), "state": self.state}
@@ -63,7 +80,9 @@ class Lifespan:
         except BaseException as exc:
             # An app without lifespan support raises before it ever receives;
             # one that took the startup message and then raised has failed.
-            if self.mode == "auto" and not self._received:
+            if self._stopping and isinstance(exc, asyncio.CancelledError):
+                pass  # cancelled by _stop
+            elif self.mode == "auto" and not self._received:
                 logger.info("ASGI 'lifespan' protocol appears unsupported.")
                 self.unsupported = True
             else:

@@ -48,6 +48,8 @@ class Server:
         self._exit_event: asyncio.Event | None = None
         self._sweep: asyncio.TimerHandle | None = None
         self._notified_at = 0.0
+        # Awaitables the heartbeat callback returned, kept until they finish.
+        self._heartbeats: set[asyncio.Task[Any]] = set()
 
     def run(self, sockets: list[socket.socket] | None = None) -> None:
         with asyncio.Runner(loop_factory=self.config.loop_factory()) as runner:
@@ -74,13 +76,14 @@ class Server:
             access_log=config.access_log and logging.getLogger("fastserve.access").isEnabledFor(logging.INFO),
             timeout_keep_alive=config.timeout_keep_alive,
             timeout_request_header=config.timeout_request_header,
+            timeout_request_body=config.timeout_request_body,
             limit_request_line=config.limit_request_line,
             limit_request_fields=config.limit_request_fields,
             limit_request_field_size=config.limit_request_field_size,
             limit_concurrency=config.limit_concurrency,
             max_head_size=config.h11_max_incomplete_event_size,
         )
-        self.lifespan = Lifespan(app, config.lifespan, self.state.lifespan_state)
+        self.lifespan = Lifespan(app, config.lifespan, self.state.lifespan_state, config.timeout_lifespan_shutdown)
         if config.limit_max_requests:
             # Jitter keeps the workers of one supervisor from all recycling at once.
             self.state.max_requests = config.limit_max_requests + random.randint(0, config.limit_max_requests_jitter)
@@ -154,23 +157,46 @@ class Server:
         self._sweep = asyncio.get_running_loop().call_later(SWEEP_INTERVAL, self._on_sweep)
 
     def _on_sweep(self) -> None:
-        """The one periodic timer: clock, Date header, deadlines, exit requests."""
+        """The one periodic timer: clock, Date header, deadlines, exit requests.
+
+        It is scheduled again first, and whatever fails in it is logged with its
+        traceback and skipped: one connection's fault must not stop every
+        timeout of the process.
+        """
         state = self.state
         assert state is not None and self._exit_event is not None
+        self._schedule_sweep()
         now = state.loop.time()
-        state.tick(now)
+        try:
+            state.tick(now)
+        except Exception:
+            logger.exception("The once-a-second clock tick failed")
         for connection in list(state.connections):
-            connection.check_deadline(now)
+            try:
+                connection.check_deadline(now)
+            except Exception:
+                logger.exception("Checking the deadline of a connection failed; closing it")
+                with contextlib.suppress(Exception):
+                    connection.close()
         callback = self.config.callback_notify
         if callback is not None and now - self._notified_at >= self.config.timeout_notify:
             # uvicorn's heartbeat (a gunicorn worker tells its arbiter it is alive).
             self._notified_at = now
-            result = callback()
-            if inspect.isawaitable(result):
-                state.loop.create_task(result)
+            try:
+                result = callback()
+                if inspect.isawaitable(result):
+                    task = asyncio.ensure_future(result)
+                    self._heartbeats.add(task)
+                    task.add_done_callback(self._heartbeat_done)
+            except Exception:
+                logger.exception("The heartbeat callback failed")
         if self.should_exit:
             self._exit_event.set()
-        self._schedule_sweep()
+
+    def _heartbeat_done(self, task: asyncio.Task[Any]) -> None:
+        self._heartbeats.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("The heartbeat callback failed", exc_info=task.exception())
 
     def _retire(self) -> None:
         """The protocol started request number --limit-max-requests: leave, to be replaced."""

@@ -37,6 +37,7 @@ class ServerState:
         access_format: Any = None,
         timeout_keep_alive: float = 5.0,
         timeout_request_header: float = 30.0,
+        timeout_request_body: float = 30.0,
         limit_request_line: int = 8190,
         limit_request_fields: int = 100,
         limit_request_field_size: int = 8190,
@@ -57,6 +58,8 @@ class ServerState:
         self.access_format = access_format
         self.timeout_keep_alive = timeout_keep_alive
         self.timeout_request_header = timeout_request_header
+        # Longest wait for the next bytes of a request body (0: no limit).
+        self.timeout_request_body = timeout_request_body
         self.limit_request_line = limit_request_line
         self.limit_request_fields = limit_request_fields
         self.limit_request_field_size = limit_request_field_size

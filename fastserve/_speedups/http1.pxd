@@ -26,6 +26,21 @@ cdef str TASK_NAME
 cdef int FRAGMENT_BYTE
 cdef int ESCAPE_BYTE
 cdef frozenset FORWARDING_HEADER_NAMES
+cdef Py_ssize_t READ_HIGH_WATER
+cdef Py_ssize_t READ_LOW_WATER
+cdef Py_ssize_t MAX_PIPELINED
+cdef Py_ssize_t MAX_HELD_OUTPUT
+cdef Py_ssize_t MAX_HELD_STREAM
+cdef Py_ssize_t ZERO_COPY_BODY
+cdef Py_ssize_t REPLAY_LIMIT
+cdef Py_ssize_t MAX_BODY_LEFT
+cdef Py_ssize_t MAX_CONTENT_LENGTH
+cdef double FIRST_REQUEST_GRACE
+cdef bytes CONTINUE_RESPONSE
+cdef bytes EARLY_HINTS_LINE
+cdef frozenset NO_BODY_STATUSES
+cdef object REFUSED_METHOD
+cdef dict UNPARSED_SCOPE
 
 cpdef bytes status_line(int status)
 
@@ -77,9 +92,13 @@ cdef class HTTP1Protocol:
     cdef public bint replays
     cdef public bytes replay
     cdef public Py_ssize_t replay_begun
+    cdef public bytes parked
 
     @cython.locals(continuing=RequestCycle, body_left=Py_ssize_t, in_head=bint, begun=Py_ssize_t)
     cpdef feed(self, data)
+    @cython.locals(size=Py_ssize_t)
+    cpdef Py_ssize_t head_bytes_begun(self, data, RequestCycle continuing, Py_ssize_t body_left, Py_ssize_t begun)
+    cpdef park(self, stop, base)
     @cython.locals(size=Py_ssize_t)
     cpdef on_header(self, bytes name, bytes value)
     cpdef str check_head(self, bytes raw_method, str version)
@@ -93,10 +112,12 @@ cdef class HTTP1Protocol:
     cpdef start_cycle(self, RequestCycle cycle)
     cpdef cycle_done(self, RequestCycle cycle)
     cpdef on_parse_error(self, exc)
+    cpdef refuse(self, int status)
     cpdef check_deadline(self, double now)
     cpdef shutdown(self)
     cpdef close(self)
-    cpdef send_error(self, int status)
+    cpdef send_error(self, int status, RequestCycle cycle=*)
+    cpdef log_unparsed(self, int status, Py_ssize_t size)
     cpdef write(self, data)
     cpdef writelines(self, list parts)
     cpdef hold(self, list parts, Py_ssize_t limit)

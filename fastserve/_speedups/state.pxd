@@ -15,6 +15,7 @@ cdef class ServerState:
     cdef public object access_format
     cdef public double timeout_keep_alive
     cdef public double timeout_request_header
+    cdef public double timeout_request_body
     cdef public Py_ssize_t limit_request_line
     cdef public Py_ssize_t limit_request_fields
     cdef public Py_ssize_t limit_request_field_size

@@ -20,7 +20,7 @@ import h11
 from h11._readers import ChunkedReader  # (h11 has no public hook for chunk lines; see StrictChunkedReader)
 
 from fastserve.asgi import is_token
-from fastserve.errors import RequestError
+from fastserve.errors import PipelineFull, RequestError
 
 # What llhttp accepts as a request target, printable ASCII only: origin-form,
 # "*", absolute-form; and for CONNECT an authority too. Where a host is read
@@ -100,8 +100,12 @@ class H11Parser:
                     if not data:
                         return None
                 if not self._begun:
+                    try:
+                        protocol.on_message_begin()
+                    except PipelineFull as stop:
+                        stop.rest = data  # this request's bytes on, for the protocol to park
+                        raise
                     self._begun = True
-                    protocol.on_message_begin()
                 head = self._complete_head(data)
                 if head is None:
                     return None  # h11 gets the head once it is complete

@@ -21,7 +21,9 @@ from collections import deque
 from http import HTTPStatus
 from time import perf_counter
 
-from fastserve.access_log import RequestRecord, request_target
+import h11
+
+from fastserve.access_log import UNPARSED_SCOPE, RequestRecord, request_target
 from fastserve.asgi import (
     HEADER_KEYS,
     HEADER_VALUE_FORBIDDEN,
@@ -39,7 +41,7 @@ from fastserve.asgi import (
     trailer_line,
     validate_status,
 )
-from fastserve.errors import ASGIMessageError, ClientDisconnected, RequestError
+from fastserve.errors import ASGIMessageError, ClientDisconnected, PipelineFull, RequestError
 from fastserve.protocols.h11_parser import ExtensionMethodParser, H11Parser, request_start
 from fastserve.proxy import FORWARDING_HEADER_NAMES
 from fastserve.sendfile import file_size, send_file
@@ -52,7 +54,8 @@ access_logger = logging.getLogger("fastserve.access")
 # above which reading from the socket pauses, and below which it resumes.
 READ_HIGH_WATER = 256 * 1024
 READ_LOW_WATER = 64 * 1024
-# Parsed requests that may wait behind the one being answered.
+# Parsed requests that may wait behind the one being answered. The request
+# after them is not parsed: its bytes are parked until one of them is answered.
 MAX_PIPELINED = 32
 # Answers to pipelined requests held back to leave in one write, at most this
 # much; and big chunks of a streamed body, at most this much.
@@ -66,6 +69,8 @@ HEADER_LINES_MAX = 4096
 HEADER_LINE_CACHED_VALUE = 64
 # Response bodies from this size on are written without being copied.
 ZERO_COPY_BODY = 16 * 1024
+# What feed's except clause found: llhttp refused a method (see parse_extension_method).
+REFUSED_METHOD = object()
 
 # The methods llhttp knows, as the parser gives them and as the scope carries
 # them: one lookup decodes them. Any other token is a method too (RFC 9110 9.1);
@@ -83,6 +88,8 @@ KNOWN_METHODS = {
 # method it does not know and h11 must find where that request began.
 REPLAY_LIMIT = 64 * 1024
 MAX_BODY_LEFT = 2**62
+# The largest response Content-Length (a Py_ssize_t when compiled).
+MAX_CONTENT_LENGTH = 2**63 - 1
 # At shutdown, how long a new connection may take to send its first request.
 FIRST_REQUEST_GRACE = 1.0
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -135,6 +142,32 @@ def error_status(exc):
     return 400
 
 
+def unexpected_error(exc):
+    """The exception behind a parsing failure when it is a fault of ours, not the client's; else None.
+
+    httptools reports an exception raised in a callback as its own
+    HttpParserCallbackError, with the callback's exception as the context.
+    """
+    if isinstance(exc, (RequestError, h11.RemoteProtocolError)):
+        return None
+    if type(exc).__module__.startswith("httptools"):
+        context = exc.__context__
+        if context is None or isinstance(context, RequestError):
+            return None
+        return context
+    return exc
+
+
+def pipeline_full(exc):
+    """The PipelineFull behind a parsing stop (raised directly, or through httptools), or None."""
+    if type(exc) is PipelineFull:
+        return exc
+    context = exc.__context__
+    if type(context) is PipelineFull:
+        return context
+    return None
+
+
 class HTTP1Protocol:
     """One HTTP/1.1 connection (asyncio.Protocol and BufferedProtocol interfaces)."""
 
@@ -176,6 +209,8 @@ class HTTP1Protocol:
         self.body_left = 0
         # Bytes of a chunked body's framing and trailers since its last body byte.
         self.framing_bytes = 0
+        # Received bytes not parsed yet because the pipeline is full (see park).
+        self.parked = None
         self.reset_request_head()
 
     def reset_request_head(self):
@@ -236,6 +271,7 @@ class HTTP1Protocol:
     def connection_lost(self, exc):
         self.closed = True
         self.parser = None
+        self.parked = None
         self.state.connections.discard(self)
         self.pipeline.clear()
         self.held_output = []
@@ -250,9 +286,26 @@ class HTTP1Protocol:
             waiter.set_result(None)
 
     def eof_received(self):
-        # A client that half-closes is gone for HTTP/1.1 purposes: let the
-        # transport close (the app sees http.disconnect), as uvicorn does.
-        return None
+        """The client half-closed: the requests it completed are still answered, then the connection closes.
+
+        A half-close and a client gone look the same here. An app already
+        waiting in receive() once its body is in waits to hear of a disconnect,
+        and gets it: the transport closes, as when the request being answered
+        was cut short. Otherwise its response goes out, and a request after it
+        that was cut short is dropped.
+        """
+        cycle = self.cycle
+        if cycle is None or self.parsing is cycle or cycle.waiter is not None or self.closed:
+            return None  # let the transport close
+        broken = self.parsing
+        if broken is not None:
+            self.pipeline.remove(broken)
+            self.buffered -= broken.body_size
+            self.parsing = None
+        self.parser = None  # cycle_done closes once the pipeline is answered
+        self.parked = None
+        self.deadline = 0.0
+        return True
 
     def data_received(self, data):
         self.feed(data)
@@ -272,28 +325,40 @@ class HTTP1Protocol:
         parser = self.parser
         if parser is None:
             return
+        if self.parked is not None:
+            self.parked += bytes(data)  # (reading is paused; a transport may still hand over what it had)
+            return
         # Where this read begins, should its bytes have to be replayed.
         continuing = self.parsing
         body_left = self.body_left
         in_head = self.in_head
         begun = self.begun
+        stop = None
         try:
             parser.feed_data(data)
         except Exception as exc:
-            if not (self.replays and refused_method(exc)):
-                self.on_parse_error(exc)
-                return
-            refused = True
-        else:
-            refused = False
-        if refused:
+            if self.replays and refused_method(exc):
+                stop = REFUSED_METHOD
+            else:
+                stop = pipeline_full(exc)
+                if stop is None:
+                    self.on_parse_error(exc)
+                    return
+        if stop is not None:
             # (Not in the except clause: an error raised there would carry this one as its context.)
-            self.parse_extension_method(self.replay_base(data, continuing, body_left, in_head, begun))
+            base = self.replay_base(data, continuing, body_left, in_head, begun)
+            if stop is REFUSED_METHOD:
+                self.parse_extension_method(base)
+            else:
+                self.park(stop, base)
             return
         if self.parser is not parser:
             return  # an extension-method request ended in this read, and the rest went to a new parser
         if self.in_head:
-            self.head_bytes += len(data)
+            if in_head and begun == self.begun:
+                self.head_bytes += len(data)  # the head went on through the whole read
+            else:
+                self.head_bytes = self.head_bytes_begun(data, continuing, body_left, begun)
             if self.head_bytes > self.state.max_head_size:
                 self.on_parse_error(RequestError(431, "Request header section too large"))
                 return
@@ -310,6 +375,21 @@ class HTTP1Protocol:
             self.keep_for_replay(self.replay_base(data, continuing, body_left, in_head, begun))
         elif self.replay is not None:
             self.replay = None
+
+    def head_bytes_begun(self, data, continuing, body_left, begun):
+        """The size of a head that began in this read and goes on in the next (see feed).
+
+        Exact when it is the only request begun in the read and the read began
+        at a request boundary or inside a Content-Length body; otherwise what the
+        parser handed over of it, which leaves out at most the field it holds
+        (and the next read counts in full).
+        """
+        if self.begun == begun + 1 and (continuing is None or body_left >= 0):
+            return len(data) - (body_left if continuing is not None else 0)
+        size = len(self.url)
+        for name, value in self.headers:
+            size += len(name) + len(value) + 4
+        return size
 
     # Extension methods on the httptools path ----------------------------
     # llhttp stops at a method it does not know. h11 then parses that request
@@ -382,11 +462,43 @@ class HTTP1Protocol:
         except Exception as exc:
             if refused_method(exc):
                 return data, begun
-            self.on_parse_error(exc)
+            full = pipeline_full(exc)
+            if full is None:
+                self.on_parse_error(exc)
+            else:
+                self.park(full, (data, begun))
             return None
         if self.in_head or (self.parsing is not None and self.body_left < 0):
             self.keep_for_replay(self.replay_base(data, None, 0, False, begun))
         return None
+
+    # A full pipeline ------------------------------------------------------
+    # on_message_begin refuses a request while MAX_PIPELINED wait to be
+    # answered; the parser stops there, and the bytes from that request on are
+    # parked until one of them is answered (see maybe_resume_reading). Reading
+    # is paused by then, so nothing else is parsed or read meanwhile.
+
+    def park(self, stop, base):
+        """Keep the bytes from the refused request on, for a fresh parser to take later.
+
+        ``stop`` is the PipelineFull raised; ``base`` the replay base of the
+        read (see replay_base), where httptools' stop is found.
+        """
+        self.replay = None
+        rest = stop.rest
+        if rest is None and base is not None:
+            start = request_start(base[0], self.begun - base[1], self.state)
+            if start is not None:
+                rest = base[0][start:]
+        if rest is None:
+            # The place is lost (more than REPLAY_LIMIT since a known boundary):
+            # the requests already parsed are answered, and then the connection
+            # closes, which tells a pipelining client to retry the rest.
+            error_logger.debug("Pipeline overflow from %s: closing after the queued requests", self.client_label)
+            self.parser = None
+            return
+        self.parser = self.state.parser_factory(self)
+        self.parked = rest
 
     def pause_writing(self):
         self.write_paused = True
@@ -402,6 +514,8 @@ class HTTP1Protocol:
     # Parser callbacks ---------------------------------------------------
 
     def on_message_begin(self):
+        if len(self.pipeline) >= MAX_PIPELINED:
+            raise PipelineFull
         self.begun += 1
         self.reset_request_head()
         self.in_head = True
@@ -483,6 +597,9 @@ class HTTP1Protocol:
         parser = self.parser
         version = parser.get_http_version()
         method = self.check_head(parser.get_method(), version)
+        state = self.state
+        if self.body_left and state.timeout_request_body:
+            self.deadline = state.now + state.timeout_request_body
         http11 = version == "1.1"
         if http11:
             keep_alive = not self.connection_close
@@ -595,6 +712,8 @@ class HTTP1Protocol:
 
     def on_body(self, body):
         self.body_left -= len(body)
+        if self.deadline:
+            self.deadline = self.state.now + self.state.timeout_request_body
         cycle = self.parsing
         if cycle is None or cycle.complete:
             return
@@ -630,7 +749,17 @@ class HTTP1Protocol:
             and len(self.pipeline) < MAX_PIPELINED
             and not self.closed
         ):
+            parked = self.parked
+            if parked is not None:
+                # Parse what a full pipeline left unparsed before reading more.
+                self.parked = None
+                self.feed(parked)
+                self.maybe_resume_reading()
+                return
             self.read_paused = False
+            if self.parsing is not None and self.deadline:
+                # The body timeout measures the client, not the time reading was paused.
+                self.deadline = self.state.now + self.state.timeout_request_body
             self.transport.resume_reading()
 
     async def drain(self):
@@ -643,16 +772,16 @@ class HTTP1Protocol:
 
     def start_cycle(self, cycle):
         state = self.state
+        if state.access_format is not None:
+            cycle.started_at = perf_counter()
         if state.limit_concurrency and state.in_flight >= state.limit_concurrency:
             cycle.complete = True
-            self.send_error(503)
+            self.send_error(503, cycle)
             return
         state.in_flight += 1
         state.requests_started += 1
         if state.requests_started == state.max_requests:
             state.on_max_requests()
-        if state.access_format is not None:
-            cycle.started_at = perf_counter()
         # Each request runs in a fresh copy of the server's context, never in a
         # copy of the request before it (a pipelined request starts from there).
         # The cycle takes its task out of state.tasks when the app returns:
@@ -686,7 +815,11 @@ class HTTP1Protocol:
         elif self.pending_error:
             self.send_error(self.pending_error)
             return
-        elif self.parsing is None:
+        elif self.parser is None:
+            self.close()  # parsing stopped (the client half-closed, say): nothing more to answer
+            return
+        elif self.parsing is None and not self.in_head:
+            # (A head on its way keeps its own, header deadline.)
             self.deadline = self.state.now + self.state.timeout_keep_alive
         self.maybe_resume_reading()
 
@@ -697,10 +830,21 @@ class HTTP1Protocol:
             # plain HTTP and the connection closes after the response.
             self.parser = None
             return
-        status = error_status(exc)
+        bug = unexpected_error(exc)
+        if bug is not None:
+            # A fault of ours (or of what a request's handling calls, such as a
+            # proxy resolver) is no client error: a 500, and its traceback.
+            error_logger.error("Exception while handling a request from %s", self.client_label, exc_info=bug)
+            self.refuse(500)
+            return
         reason = getattr(exc, "reason", None) or str(exc)
         error_logger.warning("Invalid HTTP request received: %s", escape_for_log(reason.encode("utf-8", "replace")))
+        self.refuse(error_status(exc))
+
+    def refuse(self, status):
+        """Stop parsing, and answer the request being parsed with ``status`` once those before it are answered."""
         self.parser = None
+        self.parked = None
         self.pause_reading()
         cycle = self.cycle
         if cycle is None:
@@ -718,23 +862,34 @@ class HTTP1Protocol:
             # the error. If its head was parsed, it is dropped, never started.
             broken = self.parsing
             if broken is not None:
-                self.pipeline.remove(broken)
+                if broken in self.pipeline:  # (graceful shutdown may have cleared it)
+                    self.pipeline.remove(broken)
                 self.buffered -= broken.body_size
                 self.parsing = None
             self.pending_error = status
 
     def check_deadline(self, now):
-        """Called by the server's once-a-second sweep."""
+        """Called by the server's once-a-second sweep: the one deadline that runs, if it has passed.
+
+        It is the head's (--timeout-request-header), the body's between two
+        reads (--timeout-request-body) or the idle connection's (--timeout-keep-alive).
+        """
         if self.deadline and now >= self.deadline:
-            self.deadline = 0.0
-            if not self.in_head:
-                self.close()
-            elif self.cycle is None:
+            parsing = self.parsing
+            if self.in_head:
                 error_logger.debug("Request header timeout from %s", self.client_label)
-                self.send_error(408)
+            elif parsing is not None:
+                if self.read_paused or (parsing is self.cycle and parsing.expect_continue):
+                    # The server is not reading, or the client waits for its 100 Continue.
+                    self.deadline = now + self.state.timeout_request_body
+                    return
+                error_logger.debug("Request body timeout from %s", self.client_label)
             else:
-                self.parser = None
-                self.pending_error = 408
+                self.deadline = 0.0
+                self.close()
+                return
+            self.deadline = 0.0
+            self.refuse(408)
 
     def shutdown(self):
         """Graceful shutdown: close when idle, else after the current response.
@@ -744,6 +899,7 @@ class HTTP1Protocol:
         the listener closed). It gets a second to send it, and its answer.
         """
         self.pipeline.clear()
+        self.parked = None
         if self.cycle is None:
             if self.answered and not self.in_head:
                 self.close()
@@ -817,8 +973,12 @@ class HTTP1Protocol:
             else:
                 self.transport.write(b"".join(held))
 
-    def send_error(self, status):
-        """Answer with a short plain-text error and close the connection."""
+    def send_error(self, status, cycle=None):
+        """Answer with a short plain-text error and close the connection.
+
+        ``cycle`` is the request answered, when its head was parsed; the access
+        log names it (else the line says "-" for the request).
+        """
         if self.closed:
             return
         phrase = HTTPStatus(status).phrase.encode("ascii")
@@ -835,6 +995,23 @@ class HTTP1Protocol:
             )
         )
         self.close()
+        if self.state.access_log:
+            if cycle is None:
+                self.log_unparsed(status, len(phrase))
+            else:
+                cycle.status = status
+                cycle.response_headers = None
+                cycle.bytes_sent = len(phrase)
+                cycle.log_access()
+
+    def log_unparsed(self, status, size):
+        """The access line of an error answered before a request head was parsed."""
+        access_format = self.state.access_format
+        if access_format is None:
+            access_logger.info('%s - "-" %d', self.client_label, status)
+        else:
+            record = RequestRecord(self.client_label, self.scope_template | UNPARSED_SCOPE, status, None, size, 0.0)
+            access_logger.info(access_format.line(record))
 
 
 class RequestCycle:
@@ -920,7 +1097,7 @@ class RequestCycle:
         if self.body_error:
             status = self.body_error
         if not self.head_sent:
-            conn.send_error(status)
+            conn.send_error(status, self)
         else:
             conn.close()
         conn.cycle_done(self)
@@ -1106,7 +1283,12 @@ class RequestCycle:
             ordinary = False
             if key == b"content-length":
                 # Digits only: that is also the whole value check.
-                if self.content_length >= 0 or type(value) is not bytes or not value.isdigit():
+                if (
+                    self.content_length >= 0
+                    or type(value) is not bytes
+                    or not value.isdigit()
+                    or (len(value) > 18 and int(value) > MAX_CONTENT_LENGTH)
+                ):
                     raise ASGIMessageError(f"Invalid response Content-Length {value!r}")
                 self.content_length = int(value)
             else:
