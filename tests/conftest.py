@@ -133,18 +133,22 @@ def client_context(ca: trustme.CA, client_cert: trustme.LeafCert | None = None) 
 
 
 def recv_all(sock: socket.socket, timeout: float = 5.0) -> bytes:
-    """Read until the server closes the connection."""
+    """Read until the server closes the connection (cleanly: a reset raises ConnectionResetError)."""
     sock.settimeout(timeout)
     chunks = []
     while True:
-        try:
-            chunk = sock.recv(65536)
-        except ConnectionResetError:
-            break
+        chunk = sock.recv(65536)
         if not chunk:
             break
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def closed_after(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, float]:
+    """Everything until the server closes, and how long that took (for checks of both bounds)."""
+    started = time.monotonic()
+    data = recv_all(sock, timeout)
+    return data, time.monotonic() - started
 
 
 def recv_until(sock: socket.socket, marker: bytes, timeout: float = 5.0) -> bytes:

@@ -136,7 +136,11 @@ def test_connection_from_an_address_not_allowed_is_closed(serve):
     with serve(scope_app, proxy_protocol=True, proxy_allow_from="10.0.0.0/8") as server:
         with server.connect() as sock:
             sock.sendall(b"PROXY TCP4 203.0.113.7 10.0.0.1 51000 443\r\n" + REQUEST)
-            assert recv_all(sock) == b""
+            try:
+                answer = recv_all(sock)
+            except ConnectionResetError:
+                answer = b""  # closed at once, with the request unread: the kernel resets
+            assert answer == b""
 
 
 def test_silent_connection_is_closed(serve):

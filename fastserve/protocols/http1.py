@@ -358,7 +358,7 @@ class HTTP1Protocol:
             if in_head and begun == self.begun:
                 self.head_bytes += len(data)  # the head went on through the whole read
             else:
-                self.head_bytes = self.head_bytes_begun(data, continuing, body_left, begun)
+                self.head_bytes = self.head_bytes_begun(data, continuing, body_left, in_head, begun)
             if self.head_bytes > self.state.max_head_size:
                 self.on_parse_error(RequestError(431, "Request header section too large"))
                 return
@@ -376,16 +376,22 @@ class HTTP1Protocol:
         elif self.replay is not None:
             self.replay = None
 
-    def head_bytes_begun(self, data, continuing, body_left, begun):
+    def head_bytes_begun(self, data, continuing, body_left, in_head, begun):
         """The size of a head that began in this read and goes on in the next (see feed).
 
-        Exact when it is the only request begun in the read and the read began
-        at a request boundary or inside a Content-Length body; otherwise what the
+        Known at once when it is the only request begun in a read that began at
+        a request boundary or inside a Content-Length body; else found as an
+        extension method's start is (see request_start). Failing that, what the
         parser handed over of it, which leaves out at most the field it holds
         (and the next read counts in full).
         """
-        if self.begun == begun + 1 and (continuing is None or body_left >= 0):
+        if self.begun == begun + 1 and not in_head and (continuing is None or body_left >= 0):
             return len(data) - (body_left if continuing is not None else 0)
+        base = self.replay_base(data, continuing, body_left, in_head, begun)
+        if base is not None:
+            start = request_start(base[0], self.begun - base[1] - 1, self.state)
+            if start is not None:
+                return len(base[0]) - start
         size = len(self.url)
         for name, value in self.headers:
             size += len(name) + len(value) + 4
