@@ -27,6 +27,12 @@ async def app(scope, receive, send):
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": body})
         return
+    if scope["path"] == "/client":
+        # The client address, as the proxy settings made it.
+        body = scope["client"][0].encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+        return
     if scope["path"] == "/block":
         # A handler that blocks its worker's event loop.
         time.sleep(float(scope["query_string"] or b"30"))

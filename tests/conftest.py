@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import signal
 import socket
 import ssl
+import struct
+import termios
 import threading
 import time
 import weakref
@@ -210,6 +213,16 @@ def decode_chunked(data: bytes) -> bytes:
         if size == 0:
             return body
         body, data = body + data[:size], data[size + 2 :]
+
+
+def all_read(server: RunningServer) -> bool:
+    """Whether the server has read everything its connections' clients sent (their kernel queues are empty)."""
+    for connection in list(server.state.connections):
+        sock = connection.transport.get_extra_info("socket")
+        unread = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        if struct.unpack("i", unread)[0]:
+            return False
+    return True
 
 
 def wait_for(predicate: Any, timeout: float = 5.0) -> None:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
+import threading
 
 import httpx
 import pytest
 
 from fastserve.access_log import AccessLogFormat, AccessLogFormatError
 from tests.apps import hello, streaming
+from tests.conftest import read_response, recv_all, run_server, wait_for
 from tests.processes import ROOT, run_cli
 
 
@@ -87,3 +91,65 @@ def test_custom_format_line_is_the_whole_log_line():
     finally:
         proc.kill()
     assert stdout == "ACCESS 200 GET /x HTTP/1.1\n"
+
+
+def test_the_remaining_gunicorn_atoms(serve, access_lines, monkeypatch):
+    monkeypatch.setenv("FASTSERVE_TEST_ENV", "from-env")
+    fmt = "%(t)s|%(a)s|%(f)s|%(p)s|%(u)s|%({FASTSERVE_TEST_ENV}e)s|%({NOT_SET_ANYWHERE}e)s"
+    with serve(hello, access_log_format=fmt) as server:
+        httpx.get(server.url(), headers={"User-Agent": "probe/1", "Referer": "http://example.com/from"})
+    (line,) = access_lines()
+    when, agent, referer, pid, user, env, unset = line.split("|")
+    assert re.fullmatch(r"\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]", when), when
+    assert (agent, referer, pid, user) == ("probe/1", "http://example.com/from", f"<{os.getpid()}>", "-")
+    assert (env, unset) == ("from-env", "-")
+
+
+def test_errors_the_server_writes_have_access_lines(access_lines):
+    release = threading.Event()
+
+    async def app(scope, receive, send):
+        if scope["path"] == "/boom":
+            raise RuntimeError("app bug")
+        if scope["path"] == "/block":
+            await asyncio.get_running_loop().run_in_executor(None, release.wait, 10)
+        await hello(scope, receive, send)
+
+    def exchange(server, data: bytes) -> bytes:
+        with server.connect() as sock:
+            sock.sendall(data)
+            return recv_all(sock)
+
+    with run_server(app, limit_concurrency=1, limit_request_line=64, timeout_request_header=1) as server:
+        assert exchange(server, b"NOT HTTP\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+        assert exchange(server, b"GET /" + b"a" * 100 + b" HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 414 ")
+        assert exchange(server, b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 500 ")
+        assert exchange(server, b"GET / HTTP/1.1\r\nHost: x\r\n").startswith(b"HTTP/1.1 408 ")
+        with server.connect() as blocked:
+            blocked.sendall(b"GET /block HTTP/1.1\r\nHost: x\r\n\r\n")
+            wait_for(lambda: server.state.in_flight == 1)
+            assert exchange(server, b"GET /busy HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 503 ")
+            release.set()
+            assert read_response(blocked)[0] == 200
+    lines = [line.split(" - ", 1)[1] for line in access_lines()]
+    assert lines == [
+        '"-" 400',
+        '"-" 414',
+        '"GET /boom HTTP/1.1" 500',
+        '"-" 408',
+        '"GET /busy HTTP/1.1" 503',
+        '"GET /block HTTP/1.1" 200',
+    ]
+
+
+def test_error_lines_in_a_custom_format_and_json(access_lines):
+    with run_server(hello, access_log_format='%(h)s "%(r)s" %(s)s %(b)s') as server, server.connect() as sock:
+        sock.sendall(b"NOT HTTP\r\n\r\n")
+        recv_all(sock)
+    with run_server(hello, access_log_json=True) as server, server.connect() as sock:
+        sock.sendall(b"NOT HTTP\r\n\r\n")
+        recv_all(sock)
+    custom, as_json = access_lines()
+    assert custom == '127.0.0.1 "-" 400 11'
+    entry = json.loads(as_json)
+    assert (entry["method"], entry["status"], entry["client"].split(":")[0]) == ("-", 400, "127.0.0.1")

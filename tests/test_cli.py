@@ -40,6 +40,10 @@ def test_version():
         (["tests.cli_apps:app", "--workers", "2", "--reload"], "--reload and --workers"),
         (["tests.cli_apps:app", "--bind", "127.0.0.1:http"], "--bind"),
         (["tests.cli_apps:app", "--http2"], "--http2 is not supported by this version of fastserve yet"),
+        (["tests.cli_apps:app", "--ws", "wsproto"], "--ws wsproto is not supported by this version of fastserve yet"),
+        (["tests.cli_apps:app", "--timeout-request-body", "-1"], "--timeout-request-body must be at least 0"),
+        (["tests.cli_apps:app", "--timeout-lifespan-shutdown", "-1"], "--timeout-lifespan-shutdown"),
+        (["tests.cli_apps:app", "--h11-max-incomplete-event-size", "10"], "--h11-max-incomplete-event-size"),
         (["tests.cli_apps:app", "--uds-permissions", "9"], "--uds-permissions"),
         (["tests.cli_apps:app", "--forwarded-allow-ips", "10.0.0.0/99"], "--forwarded-allow-ips: '10.0.0.0/99'"),
         (["tests.cli_apps:app", "--proxy-protocol", "--proxy-allow-from", "10.0.0.0/99"], "--proxy-allow-from: "),
@@ -108,6 +112,17 @@ def test_environment_precedence(monkeypatch):
     assert options["headers"] == ["x-a:1", "x-b:2"]
     assert options["workers"] == 3 and options["forwarded_allow_ips"] == "10.0.0.1"
     assert options["limit_concurrency"] == 50 and options["http"] == "h11"
+    options = parse(
+        [],
+        {
+            "FASTSERVE_TIMEOUT_REQUEST_BODY": "7.5",
+            "UVICORN_TIMEOUT_LIFESPAN_SHUTDOWN": "4",
+            "FASTSERVE_H11_MAX_INCOMPLETE_EVENT_SIZE": "4096",
+        },
+        monkeypatch,
+    )
+    assert options["timeout_request_body"] == 7.5 and options["timeout_lifespan_shutdown"] == 4
+    assert options["h11_max_incomplete_event_size"] == 4096
     assert parse(["--access-log"], {"UVICORN_ACCESS_LOG": "false"}, monkeypatch)["access_log"] is True
 
 

@@ -108,11 +108,13 @@ async def exchange(http: str, data: bytes, cuts: list[int]) -> bytes:
         start = cut
     pieces.append(data[start:])
     for piece in pieces:
-        for _ in range(50):
-            if transport.reading or transport.closed:
-                break
-            await asyncio.sleep(0)
-        if transport.closed or not transport.reading:
+        # Reading paused (a full pipeline, a body the app has not taken) must
+        # resume, or the connection close, once the apps have run: otherwise
+        # the connection hangs, which is a failure.
+        async with asyncio.timeout(2):
+            while not (transport.reading or transport.closed):
+                await asyncio.sleep(0)
+        if transport.closed:
             break
         if piece:
             protocol.data_received(piece)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -15,6 +16,7 @@ import httpx
 import pytest
 import trustme
 
+from tests.conftest import closed_after, read_response
 from tests.processes import ROOT
 
 pytest.importorskip("gunicorn")
@@ -82,10 +84,99 @@ def test_gunicorn_serves_with_its_settings():
         assert response.text == "hello"
         line = server.wait_for(server.out, r"^GUNI ")
         assert line == 'GUNI 127.0.0.1 "GET /hello?x=1 HTTP/1.1" 200 5 probe'
+        # -w 2: two workers boot, and neither is the arbiter.
+        booted = booted_workers(server, 2)
+        assert len(booted) == 2 and server.proc.pid not in booted
         pids = {int(httpx.get(server.url("/pid")).text) for _ in range(20)}
-        assert pids and all(pid != server.proc.pid for pid in pids)
+        assert pids <= booted
+        # --keep-alive 2: an idle connection is closed after 1 to 3 s (the sweep ticks once a second).
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(sock)[0] == 200
+            data, waited = closed_after(sock, timeout=10)
+        assert data == b"" and 0.9 <= waited <= 4.0
     finally:
         assert server.stop() == 0
+
+
+def booted_workers(server: Gunicorn, count: int) -> set[int]:
+    deadline = time.monotonic() + 20
+    while True:
+        pids = {
+            int(match.group(1))
+            for line in list(server.err)
+            if (match := re.search(r"Booting worker with pid: (\d+)", line))
+        }
+        if len(pids) >= count:
+            return pids
+        assert time.monotonic() < deadline, server.err
+        time.sleep(0.02)
+
+
+def test_gunicorn_request_limits_and_proxy_settings():
+    server = Gunicorn(
+        "--limit-request-line", "100",
+        "--limit-request-fields", "6",
+        "--limit-request-field_size", "200",
+        "--forwarded-allow-ips", "127.0.0.1",
+    )  # fmt: skip
+    try:
+        wait_http(server.url())
+
+        def status_of(request: bytes) -> int:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                sock.sendall(request)
+                return read_response(sock)[0]
+
+        assert status_of(b"GET /" + b"a" * 120 + b" HTTP/1.1\r\nHost: x\r\n\r\n") == 414
+        assert status_of(b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: 1\r\n" * 6 + b"\r\n") == 431
+        assert status_of(b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + b"v" * 200 + b"\r\n\r\n") == 431
+        assert status_of(b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: 1\r\n" * 3 + b"\r\n") == 200
+        # (httpx sends six fields with this one.)
+        forwarded = httpx.get(server.url("/client"), headers={"X-Forwarded-For": "203.0.113.9"})
+        assert forwarded.text == "203.0.113.9"  # 127.0.0.1 is a trusted proxy
+    finally:
+        assert server.stop() == 0
+    server = Gunicorn("--forwarded-allow-ips", "10.1.1.1")
+    try:
+        forwarded = wait_http(server.url("/client"), headers={"X-Forwarded-For": "203.0.113.9"})
+        assert forwarded.text == "127.0.0.1"  # not trusted: the header is ignored
+    finally:
+        assert server.stop() == 0
+
+
+def test_gunicorn_proxy_protocol():
+    server = Gunicorn("--proxy-protocol", "v1", "--proxy-allow-from", "127.0.0.1")
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "gunicorn did not start serving"
+                time.sleep(0.05)
+        with sock:
+            sock.sendall(b"PROXY TCP4 203.0.113.7 10.0.0.1 51000 443\r\nGET /client HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(sock)[2] == b"203.0.113.7"
+    finally:
+        assert server.stop() == 0
+
+
+def test_gunicorn_max_requests_jitter_reaches_the_server():
+    from gunicorn.config import Config as GunicornConfig
+    from gunicorn.glogging import Logger
+
+    from fastserve.workers import FastserveWorker
+
+    cfg = GunicornConfig()
+    cfg.set("max_requests", 10)
+    cfg.set("max_requests_jitter", 5)
+    limits = set()
+    for _ in range(40):
+        worker = FastserveWorker(0, os.getpid(), [], None, 30, cfg, Logger(cfg))
+        limits.add(worker.config_options()["limit_max_requests"])
+    assert limits <= set(range(10, 16)) and len(limits) > 1
 
 
 def test_graceful_timeout_lets_a_request_finish():

@@ -259,6 +259,23 @@ def test_head_over_the_limit_across_reads_is_431(serve):
     assert data.startswith(b"HTTP/1.1 431 ")
 
 
+@pytest.mark.parametrize("pieces", [1, 3])
+def test_head_size_limit_holds_however_the_head_arrives(serve, pieces):
+    # --h11-max-incomplete-event-size bounds the whole head, in one read or several.
+    fields = b"".join(b"X-Field-%d: %s\r\n" % (index, b"v" * 90) for index in range(12))  # about 1.3 KiB
+    head = b"GET / HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n"
+    with serve(echo_length, h11_max_incomplete_event_size=1024) as server, server.connect() as sock:
+        step = -(-len(head) // pieces)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for start in range(0, len(head), step):
+            sock.sendall(head[start : start + step])
+        data, _ = closed_after(sock)
+    assert data.startswith(b"HTTP/1.1 431 ")
+    with serve(echo_length, h11_max_incomplete_event_size=2048) as server, server.connect() as sock:
+        sock.sendall(head)
+        assert read_response(sock)[0] == 200
+
+
 async def echo_length(scope, receive, send):
     body, _ = await read_body(receive)
     answer = b"%d" % len(body)

@@ -235,6 +235,35 @@ def test_reuse_port_gives_each_worker_its_own_listener():
             loop.wait_for_requests(100)
         assert loop.failures == []
         assert set(loop.pids) == set(pids)  # the kernel spreads new connections over both
+        warned = any("net.ipv4.tcp_migrate_req is 0" in line for line in process.lines)
+        assert warned == (migrate_req() == "0")
+        assert stop(process) == 0
+    finally:
+        process.finish(1)
+
+
+def migrate_req() -> str | None:
+    try:
+        with open("/proc/sys/net/ipv4/tcp_migrate_req") as file:
+            return file.read().strip()
+    except OSError:
+        return None
+
+
+def test_workers_that_keep_dying_are_replaced_ever_more_slowly():
+    process, url, (pid, _) = start("--workers", "2")
+    try:
+        delays = []
+        for _ in range(3):
+            os.kill(pid, signal.SIGKILL)
+            process.wait_line(rf"Worker \[{pid}\] was killed by SIGKILL; replacing it")
+            if delays or any("keep dying" in line for line in process.lines):
+                delays.append(float(next_line(process, r"Workers keep dying: next one in ([\d.]+) s").group(1)))
+            else:
+                delays.append(0.0)  # the first death is replaced at once
+            (pid,) = ready_pids(process, 1)
+        assert delays[0] == 0.0 and 0 < delays[1] < delays[2], delays
+        assert httpx.get(url).text == "hello"
         assert stop(process) == 0
     finally:
         process.finish(1)

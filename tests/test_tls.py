@@ -9,7 +9,7 @@ import pytest
 import trustme
 
 from tests.apps import scope_app
-from tests.conftest import client_context, recv_all
+from tests.conftest import client_context, closed_after, recv_all, run_server
 from tests.processes import run_cli
 
 
@@ -79,7 +79,8 @@ def test_plain_http_and_a_silent_client_on_the_tls_port(serve, ca, server_files)
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             assert b"HTTP/1.1 200" not in recv_all(sock)  # no plain-text answer, the connection just ends
         with server.connect() as sock:
-            assert recv_all(sock, timeout=5) == b""  # closed by the handshake timeout
+            data, waited = closed_after(sock)
+        assert data == b"" and 0.4 <= waited <= 3.0  # closed by the handshake timeout
         with httpx.Client(verify=client_context(ca)) as client:
             assert client.get(f"https://127.0.0.1:{server.port}/").status_code == 200
 
@@ -105,3 +106,48 @@ def test_bad_tls_options_are_one_line(server_files, args, message):
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_encrypted_key_with_its_password(ca, server_files, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(server_files["cert"].private_key_pem.bytes(), password=None)
+    encrypted = tmp_path / "encrypted.key"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"s3cret"),
+        )
+    )
+    options = {"ssl_certfile": server_files["certfile"], "ssl_keyfile": str(encrypted)}
+    with run_server(scope_app, ssl_keyfile_password="s3cret", **options) as server:
+        with httpx.Client(verify=client_context(ca)) as client:
+            assert client.get(f"https://127.0.0.1:{server.port}/").status_code == 200
+    result = run_cli("tests.cli_apps:app", "--port", "0", "--ssl-keyfile-password", "wrong", *_tls_args(options))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot load the certificate and key" in lines[0], result.stderr
+
+
+def _tls_args(options: dict[str, str]) -> list[str]:
+    return ["--ssl-certfile", options["ssl_certfile"], "--ssl-keyfile", options["ssl_keyfile"]]
+
+
+@pytest.mark.filterwarnings("ignore:ssl.PROTOCOL_TLSv1_2 is deprecated:DeprecationWarning")
+def test_ssl_version_names_the_protocol(ca, server_files):
+    # uvicorn's meaning: an ssl module PROTOCOL_* constant; a fixed TLS 1.2 context serves TLS 1.2 only.
+    tls12 = ssl.PROTOCOL_TLSv1_2
+    options = {"ssl_certfile": server_files["certfile"], "ssl_keyfile": server_files["keyfile"]}
+    with run_server(scope_app, ssl_version=tls12, **options) as server:
+        with httpx.Client(verify=client_context(ca)) as client:
+            tls = client.get(f"https://127.0.0.1:{server.port}/").json()["extensions"]["tls"]
+    assert tls["tls_version"] == 0x0303
+    with run_server(scope_app, **options) as server:  # the default: TLS 1.2 at least, so 1.3 with a 1.3 client
+        with httpx.Client(verify=client_context(ca)) as client:
+            tls = client.get(f"https://127.0.0.1:{server.port}/").json()["extensions"]["tls"]
+    assert tls["tls_version"] == 0x0304
+    result = run_cli("tests.cli_apps:app", "--port", "0", "--ssl-version", "99", *_tls_args(options))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--ssl-version 99" in lines[0], result.stderr

@@ -74,6 +74,7 @@ cdef class HTTP1Protocol:
     cdef public list forwarding
     cdef public bint in_head
     cdef public Py_ssize_t head_bytes
+    cdef public Py_ssize_t field_bytes
     cdef public bytes url
     cdef public list headers
     cdef public int content_length_count

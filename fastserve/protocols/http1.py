@@ -216,6 +216,7 @@ class HTTP1Protocol:
     def reset_request_head(self):
         self.in_head = False
         self.head_bytes = 0
+        self.field_bytes = 0
         self.url = b""
         self.headers = []
         self.content_length_count = 0
@@ -549,8 +550,15 @@ class HTTP1Protocol:
         if len(self.headers) >= self.state.limit_request_fields:
             self.refuse_later(RequestError(431, "Too many request header fields"))
             return
-        if len(name) + len(value) > self.state.limit_request_field_size:
+        size = len(name) + len(value)
+        if size > self.state.limit_request_field_size:
             self.refuse_later(RequestError(431, "Request header field too large"))
+            return
+        # The head's size as the fields make it up, for a head that came in one
+        # read (feed counts the bytes of one that spans reads).
+        self.field_bytes += size + 4
+        if self.field_bytes + len(self.url) > self.state.max_head_size:
+            self.refuse_later(RequestError(431, "Request header section too large"))
             return
         key = HEADER_KEYS.get(name)
         name = request_header_key(name) if key is None else key
@@ -910,7 +918,8 @@ class HTTP1Protocol:
             if self.answered and not self.in_head:
                 self.close()
             elif not self.in_head:
-                limit = self.state.now + FIRST_REQUEST_GRACE
+                # (From the loop's clock, not the sweep's, which may be a second behind: this is rare.)
+                limit = self.state.loop.time() + FIRST_REQUEST_GRACE
                 if self.deadline == 0.0 or self.deadline > limit:
                     self.deadline = limit
 

@@ -235,7 +235,7 @@ class ProxyProtocolGate(asyncio.Protocol):
 
     def shutdown(self) -> None:
         # As for a new HTTP connection: the balancer opened it to send a request, which gets answered.
-        limit = self.state.now + FIRST_REQUEST_GRACE
+        limit = self.state.loop.time() + FIRST_REQUEST_GRACE
         if self.deadline == 0.0 or self.deadline > limit:
             self.deadline = limit
 
