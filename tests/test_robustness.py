@@ -186,13 +186,13 @@ def test_body_timeout_counts_from_the_last_bytes(serve):
     assert (status, body) == (200, b"got it")
 
 
-def test_body_timeout_does_not_run_while_the_app_does_not_read(serve):
+def test_body_timeout_does_not_run_while_the_app_does_not_read():
     # The server stops reading (flow control) while the app holds the body back:
     # the client is not slow, and must not be timed out.
     hold = threading.Event()
     app = BodyReader(hold=hold)
     size = 4 * READ_HIGH_WATER
-    with serve(app, timeout_request_body=2) as server, server.connect() as sock:
+    with run_server(app, timeout_request_body=2) as server, server.connect() as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
         sender = threading.Thread(target=sock.sendall, args=(b"x" * size,))
         sender.start()
@@ -204,9 +204,9 @@ def test_body_timeout_does_not_run_while_the_app_does_not_read(serve):
     assert (status, body) == (200, b"got it")
 
 
-def test_body_timeout_zero_is_off(serve):
+def test_body_timeout_zero_is_off():
     app = BodyReader()
-    with serve(app, timeout_request_body=0) as server, server.connect() as sock:
+    with run_server(app, timeout_request_body=0) as server, server.connect() as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\na")
         sock.settimeout(2.5)
         with pytest.raises(TimeoutError):
