@@ -621,6 +621,11 @@ class HTTP1Protocol:
             keep_alive = self.connection_keep_alive and not self.connection_close
         if self.upgrade or method == "CONNECT":
             keep_alive = False
+            if self.upgrade:
+                error_logger.warning(
+                    "Unsupported upgrade request from %s (no WebSocket or h2c yet): answered as plain HTTP",
+                    self.client_label,
+                )
         scope = self.build_scope(method, version, http11)
         cycle = RequestCycle(
             self, scope, http11, keep_alive, self.expect_continue and http11, self.te_trailers and http11
