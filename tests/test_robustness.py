@@ -305,6 +305,24 @@ def test_broken_body_after_shutdown_cleared_the_pipeline(serve):
         assert recv_all(sock) == b""
 
 
+def test_half_close_after_shutdown_cleared_the_pipeline(serve):
+    gate = Gate()
+    with serve(gate) as server, server.connect() as sock:
+        (connection,) = wait_for_connection(server)
+        sock.sendall(
+            b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab"
+        )
+        wait_for(lambda: len(connection.pipeline) == 1)
+        server.call(server.server.handle_exit, 15)
+        wait_for(lambda: server.state.shutting_down and not connection.pipeline)
+        sock.shutdown(socket.SHUT_WR)  # the request shutdown dropped is cut short
+        wait_for(lambda: connection.parser is None)
+        gate.release.set()
+        status, _, body = read_response(sock)
+        assert (status, body) == (200, b"/wait")
+        assert recv_all(sock) == b""
+
+
 def test_half_closed_client_gets_its_response(serve):
     gate = Gate()
     with serve(gate) as server, server.connect() as sock:

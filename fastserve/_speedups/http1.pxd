@@ -116,6 +116,7 @@ cdef class HTTP1Protocol:
     cpdef cycle_done(self, RequestCycle cycle)
     cpdef on_parse_error(self, exc)
     cpdef refuse(self, int status)
+    cpdef drop_parsing(self)
     cpdef check_deadline(self, double now)
     cpdef shutdown(self)
     cpdef close(self)

@@ -298,11 +298,7 @@ class HTTP1Protocol:
         cycle = self.cycle
         if cycle is None or self.parsing is cycle or cycle.waiter is not None or self.closed:
             return None  # let the transport close
-        broken = self.parsing
-        if broken is not None:
-            self.pipeline.remove(broken)
-            self.buffered -= broken.body_size
-            self.parsing = None
+        self.drop_parsing()
         self.parser = None  # cycle_done closes once the pipeline is answered
         self.parked = None
         self.deadline = 0.0
@@ -879,13 +875,17 @@ class HTTP1Protocol:
         else:
             # A later, pipelined request is broken: answer those before it, then
             # the error. If its head was parsed, it is dropped, never started.
-            broken = self.parsing
-            if broken is not None:
-                if broken in self.pipeline:  # (graceful shutdown may have cleared it)
-                    self.pipeline.remove(broken)
-                self.buffered -= broken.body_size
-                self.parsing = None
+            self.drop_parsing()
             self.pending_error = status
+
+    def drop_parsing(self):
+        """Forget the pipelined request being parsed: it will not be answered."""
+        broken = self.parsing
+        if broken is not None:
+            if broken in self.pipeline:  # (graceful shutdown may have cleared it)
+                self.pipeline.remove(broken)
+            self.buffered -= broken.body_size
+            self.parsing = None
 
     def check_deadline(self, now):
         """Called by the server's once-a-second sweep: the one deadline that runs, if it has passed.
