@@ -64,6 +64,11 @@ FOUND = {
         b"PATCH / HTTP/1.1\r\nHost: x\r\n" + CHUNKED + b"1\r\nc\r\n0\r\nContent-Length: 3\r\n\r\n",
         [81],
     ),
+    "a trailer line with an empty name, before its line ends": (
+        b"GET http://h/x?y HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"1;x\r\na\r\n2;a=b\r\nbc\r\n0\r\nX-T: 1\r\n:X-U: 2\r\n\r\n",
+        [72, 98],
+    ),
     "trailer fields never reach the scope": (
         b"QUERY / HTTP/1.1\r\nHost: x\r\n" + CHUNKED + b"1\r\na\r\n0\r\nX-T: 1\r\n\r\n",
         [],

@@ -218,11 +218,20 @@ def test_body_timeout_zero_is_off():
 # The pipelining cap and the head size -------------------------------------------
 
 
-def test_pipeline_cap_is_hard_and_nothing_is_lost(serve):
+def pipelined_request(index: int, with_bodies: bool) -> bytes:
+    if with_bodies and index % 3 == 1:
+        return b"POST /%d HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" % index
+    if with_bodies and index % 3 == 2:
+        return b"PUT /%d HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n" % index
+    return b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % index
+
+
+@pytest.mark.parametrize("with_bodies", [False, True], ids=["gets", "with-bodies"])
+def test_pipeline_cap_is_hard_and_nothing_is_lost(serve, with_bodies):
     gate = Gate()
-    count = 2000
+    count = 2000 if not with_bodies else 600
     requests = b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n" + b"".join(
-        b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % index for index in range(1, count)
+        pipelined_request(index, with_bodies) for index in range(1, count)
     )
     with serve(gate) as server, server.connect(timeout=10) as sock:
         (connection,) = wait_for_connection(server)
@@ -309,9 +318,7 @@ def test_half_close_after_shutdown_cleared_the_pipeline(serve):
     gate = Gate()
     with serve(gate) as server, server.connect() as sock:
         (connection,) = wait_for_connection(server)
-        sock.sendall(
-            b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab"
-        )
+        sock.sendall(b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
         wait_for(lambda: len(connection.pipeline) == 1)
         server.call(server.server.handle_exit, 15)
         wait_for(lambda: server.state.shutting_down and not connection.pipeline)

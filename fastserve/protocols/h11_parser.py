@@ -32,8 +32,8 @@ _CONNECT_TARGET = re.compile(rb"(?=[\x21-\x7e]+\Z)(?:/[\x21-\x7e]*\Z|%s)" % _AUT
 # versions it reads on with (others get 505 at once, before any header).
 _REQUEST_LINE = re.compile(rb"([^ \r\n]+) ([^ \r\n]+) HTTP/([0-9]\.[0-9])")
 _LLHTTP_VERSIONS = {b"0.9", b"1.0", b"1.1", b"2.0"}
-# The start of a header line, as far as it has come.
-_FIELD_START = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]*(?::[^\x00-\x08\x0a-\x1f\x7f]*)?\Z")
+# The start of a header line, as far as it has come (a name before any colon).
+_FIELD_START = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?::[^\x00-\x08\x0a-\x1f\x7f]*)?)?\Z")
 # A header line llhttp accepts: a token, a colon, the value (leading OWS dropped).
 _HEADER_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*)\Z")
 # Control bytes h11 lets through in header values and llhttp refuses.
@@ -59,6 +59,9 @@ _CHUNK_SIZE_LINE_START = re.compile(rb"[0-9A-Fa-f]+%s*(?:%s|(?<!;)\r)?\Z" % (_EX
 _SPACES = re.compile(rb"  +")
 # Where h11 ends a head: an empty line, with or without its CR.
 _HEAD_END = re.compile(rb"\n\r?\n")
+# Empty lines before a request, and a header field that gives a request a body.
+_EMPTY_LINES = re.compile(rb"[\r\n]*")
+_BODY_FIELD = re.compile(rb"\r\n(?:content-length|transfer-encoding)[ \t]*:", re.IGNORECASE)
 
 
 class H11Parser:
@@ -258,15 +261,34 @@ def request_start(data: bytes, skip: int, state: Any) -> int | None:
     one sought were complete and accepted by llhttp; an H11Parser reads over
     each to find where it ends. None if it cannot (it refuses one of them).
     """
-    rest: bytes | None = data
+    position = 0
     for _ in range(skip):
+        end = _bodiless_request_end(data, position)
+        if end is not None:
+            position = end
+            continue
         try:
-            rest = H11Parser(_RequestSkipper(state))._receive(rest, one_request=True)
+            rest = H11Parser(_RequestSkipper(state))._receive(data[position:], one_request=True)
         except RequestError:
             return None
         if rest is None:
             return None
-    return len(data) - len(rest)
+        position = len(data) - len(rest)
+    return position
+
+
+def _bodiless_request_end(data: bytes, position: int) -> int | None:
+    """Where a request that llhttp accepted, beginning at ``position``, ends if it has no body; else None.
+
+    The common case of a pipeline (GETs) without h11: the head ends at the
+    first empty line after any empty lines before it, and a request head
+    without Content-Length or Transfer-Encoding has no body (RFC 9112 6.3).
+    """
+    start = _EMPTY_LINES.match(data, position).end()
+    end = data.find(b"\r\n\r\n", start)
+    if end < 0 or _BODY_FIELD.search(data, start, end + 2):
+        return None
+    return end + 4
 
 
 class _RequestSkipper:

@@ -766,7 +766,10 @@ class HTTP1Protocol:
         ):
             parked = self.parked
             if parked is not None:
-                # Parse what a full pipeline left unparsed before reading more.
+                # Parse what a full pipeline left unparsed before reading more,
+                # once half of the pipeline is answered (not a request at a time).
+                if len(self.pipeline) > MAX_PIPELINED // 2:
+                    return
                 self.parked = None
                 self.feed(parked)
                 self.maybe_resume_reading()
