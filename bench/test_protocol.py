@@ -113,6 +113,13 @@ def test_pipelined_16_x100(benchmark, implementation):
     run_scenario(benchmark, implementation, plaintext, [GET * 16] * (BATCH // 16), (BATCH // 16) * 16)
 
 
+def test_pipeline_flood_x2000(benchmark, implementation):
+    """2000 GETs in 64 KiB reads: past the pipeline cap, parked and parsed as answers make room."""
+    flood = GET * 2000
+    chunks = [flood[start : start + 65536] for start in range(0, len(flood), 65536)]
+    run_scenario(benchmark, implementation, plaintext, chunks, 2000)
+
+
 def test_post_64k_x10(benchmark, implementation):
     """POST with a 64 KiB body, read fully by the app."""
     run_scenario(benchmark, implementation, counting_upload, [POST_64K] * 10, 10)

@@ -21,6 +21,12 @@ from tests.processes import ROOT, run_cli
 
 
 @pytest.fixture
+def http() -> str:
+    """What these tests check happens before or beside parsing: one parser is enough."""
+    return "httptools"
+
+
+@pytest.fixture
 def access_lines(caplog):
     caplog.set_level(logging.INFO, logger="fastserve.access")
 

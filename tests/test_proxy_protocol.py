@@ -14,6 +14,13 @@ from fastserve.protocols.proxy_protocol import ProxyHeader, ProxyProtocolError, 
 from tests.apps import scope_app
 from tests.conftest import client_context, closed_after, read_response, recv_all, wait_for
 
+
+@pytest.fixture
+def http() -> str:
+    """What these tests check happens before or beside parsing: one parser is enough."""
+    return "httptools"
+
+
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 

@@ -13,6 +13,12 @@ from tests.conftest import client_context, closed_after, recv_all, run_server
 from tests.processes import run_cli
 
 
+@pytest.fixture
+def http() -> str:
+    """What these tests check happens before or beside parsing: one parser is enough."""
+    return "httptools"
+
+
 def test_https_scope_and_tls_extension(serve, ca, server_files):
     with serve(scope_app, ssl_certfile=server_files["certfile"], ssl_keyfile=server_files["keyfile"]) as server:
         url = f"https://127.0.0.1:{server.port}/secure"
