@@ -407,6 +407,18 @@ def heartbeat_failures(caplog) -> list[logging.LogRecord]:
     ]
 
 
+def test_error_answer_to_head_has_no_body(serve):
+    async def app(scope, receive, send):
+        raise RuntimeError("app bug")
+
+    with serve(app) as server, server.connect() as sock:
+        sock.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+        data, _ = closed_after(sock)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 500 ") and b"content-length: 21" in head
+    assert body == b""
+
+
 # Both builds alike --------------------------------------------------------------
 
 

@@ -1000,7 +1000,8 @@ class HTTP1Protocol:
         """Answer with a short plain-text error and close the connection.
 
         ``cycle`` is the request answered, when its head was parsed; the access
-        log names it (else the line says "-" for the request).
+        log names it (else the line says "-" for the request). A HEAD request's
+        answer has no body.
         """
         if self.closed:
             return
@@ -1013,7 +1014,7 @@ class HTTP1Protocol:
                     b"content-type: text/plain; charset=utf-8\r\n",
                     b"content-length: %d\r\n" % len(phrase),
                     b"connection: close\r\n\r\n",
-                    phrase,
+                    b"" if cycle is not None and cycle.is_head else phrase,
                 )
             )
         )
