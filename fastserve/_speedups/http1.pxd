@@ -97,7 +97,6 @@ cdef class HTTP1Protocol:
 
     @cython.locals(continuing=RequestCycle, body_left=Py_ssize_t, in_head=bint, begun=Py_ssize_t)
     cpdef feed(self, data)
-    @cython.locals(size=Py_ssize_t)
     cpdef Py_ssize_t head_bytes_begun(
         self, data, RequestCycle continuing, Py_ssize_t body_left, bint in_head, Py_ssize_t begun
     )

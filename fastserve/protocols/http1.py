@@ -379,8 +379,8 @@ class HTTP1Protocol:
         Known at once when it is the only request begun in a read that began at
         a request boundary or inside a Content-Length body; else found as an
         extension method's start is (see request_start). Failing that, what the
-        parser handed over of it, which leaves out at most the field it holds
-        (and the next read counts in full).
+        parser handed over of it (the target and field_bytes), which leaves out
+        at most the field it holds (and the next read counts in full).
         """
         if self.begun == begun + 1 and not in_head and (continuing is None or body_left >= 0):
             return len(data) - (body_left if continuing is not None else 0)
@@ -389,10 +389,7 @@ class HTTP1Protocol:
             start = request_start(base[0], self.begun - base[1] - 1, self.state)
             if start is not None:
                 return len(base[0]) - start
-        size = len(self.url)
-        for name, value in self.headers:
-            size += len(name) + len(value) + 4
-        return size
+        return len(self.url) + self.field_bytes
 
     # Extension methods on the httptools path ----------------------------
     # llhttp stops at a method it does not know. h11 then parses that request
