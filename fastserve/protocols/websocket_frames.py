@@ -1,0 +1,251 @@
+"""WebSocket frames (RFC 6455): fastserve's own codec.
+
+``FrameReader`` takes the bytes a client sends and returns what they complete:
+whole messages (text as ``str``, binary as ``bytes``) and control frames.
+``build_frame`` and ``close_payload`` make what the server sends. Every rule
+of the RFC that a server must check is checked here, as soon as the bytes that
+break it arrive: a frame's size against the message limit from its header,
+before its payload is buffered; UTF-8 fragment by fragment, so that invalid
+text fails at the first bad fragment.
+
+This module is written to be compiled by Cython the way ``http1.py`` is (a
+later step); it runs as it is meanwhile.
+"""
+
+import codecs
+import struct
+
+OP_CONTINUATION = 0x0
+OP_TEXT = 0x1
+OP_BINARY = 0x2
+OP_CLOSE = 0x8
+OP_PING = 0x9
+OP_PONG = 0xA
+DATA_OPCODES = frozenset((OP_CONTINUATION, OP_TEXT, OP_BINARY))
+CONTROL_OPCODES = frozenset((OP_CLOSE, OP_PING, OP_PONG))
+
+# Close codes (RFC 6455 7.4.1).
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_NO_STATUS = 1005
+CLOSE_ABNORMAL = 1006
+CLOSE_INVALID_DATA = 1007
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
+CLOSE_SERVICE_RESTART = 1012
+# The codes a peer may send in a close frame: the registered ones that are
+# not reserved for local use, and the ranges for libraries and applications.
+SENDABLE_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014))
+MAX_CONTROL_PAYLOAD = 125
+# A close reason fits in a control frame after its two-byte code.
+MAX_CLOSE_REASON = MAX_CONTROL_PAYLOAD - 2
+# Fragments an unfinished message may hold: empty fragments cost the server
+# work without counting against the size limit.
+DEFAULT_MAX_FRAGMENTS = 4096
+
+
+class WebSocketError(Exception):
+    """The peer broke the protocol: the connection closes with ``code``."""
+
+    def __init__(self, code, reason):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def unmask(payload, mask):
+    """``payload`` XOR the four-byte ``mask`` repeated, as machine-sized integer operations."""
+    size = len(payload)
+    if not size:
+        return b""
+    key = (mask * (size // 4 + 1))[:size]
+    return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(size, "little")
+
+
+def parse_close(payload):
+    """(code, reason) of a close frame's payload; a WebSocketError if it is not a valid one."""
+    if not payload:
+        return CLOSE_NO_STATUS, ""
+    if len(payload) == 1:
+        raise WebSocketError(CLOSE_PROTOCOL_ERROR, "Close frame with a one-byte payload")
+    # (The reason first, as the websockets library checks it: a payload wrong both ways gets 1007 from both.)
+    try:
+        reason = payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise WebSocketError(CLOSE_INVALID_DATA, "Close reason is not UTF-8") from None
+    code = (payload[0] << 8) | payload[1]
+    if code not in SENDABLE_CLOSE_CODES and not 3000 <= code <= 4999:
+        raise WebSocketError(CLOSE_PROTOCOL_ERROR, f"Invalid close code {code}")
+    return code, reason
+
+
+def close_payload(code, reason=""):
+    """A close frame's payload: the code, and the reason cut to 123 bytes on a character boundary."""
+    encoded = reason.encode("utf-8")
+    if len(encoded) > MAX_CLOSE_REASON:
+        encoded = encoded[:MAX_CLOSE_REASON].decode("utf-8", "ignore").encode("utf-8")
+    return struct.pack("!H", code) + encoded
+
+
+def build_frame(opcode, payload, fin=True, rsv1=False):
+    """A server frame (never masked) carrying ``payload``."""
+    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    size = len(payload)
+    if size < 126:
+        header = struct.pack("!BB", first, size)
+    elif size < 1 << 16:
+        header = struct.pack("!BBH", first, 126, size)
+    else:
+        header = struct.pack("!BBQ", first, 127, size)
+    return header + payload
+
+
+def check_start(first, second):
+    """The first two bytes of a frame: a known opcode, and the mask bit a client must set."""
+    opcode = first & 0x0F
+    if opcode not in DATA_OPCODES and opcode not in CONTROL_OPCODES:
+        raise WebSocketError(CLOSE_PROTOCOL_ERROR, f"Unknown opcode {opcode}")
+    if not second & 0x80:
+        raise WebSocketError(CLOSE_PROTOCOL_ERROR, "Client frame not masked")
+
+
+class FrameReader:
+    """Client frames in, complete messages and control frames out.
+
+    ``feed(data)`` returns a list of events, in order:
+    ``("text", str)``, ``("bytes", bytes)``, ``("ping", bytes)``,
+    ``("pong", bytes)``, ``("close", code, reason)``, and last, when the
+    client broke the protocol, ``("error", code, reason)``: the close code to
+    answer with. Nothing is read after a close or an error.
+    ``max_size`` bounds a message (all its fragments together), checked from
+    each frame header before the payload is kept.
+    """
+
+    def __init__(self, max_size, max_fragments=DEFAULT_MAX_FRAGMENTS):
+        self.max_size = max_size
+        self.max_fragments = max_fragments
+        self.buffer = bytearray()
+        # The message being assembled: its opcode (0: none), fragments, size.
+        self.message_opcode = 0
+        self.fragments = []
+        self.message_size = 0
+        self.decoder = None
+        self.closed = False
+
+    def feed(self, data):
+        events = []
+        if self.closed:
+            return events  # (after a close frame nothing more is read, RFC 6455 5.5.1)
+        try:
+            self.parse(data, events)
+        except WebSocketError as exc:
+            self.closed = True
+            self.buffer = bytearray()
+            events.append(("error", exc.code, exc.reason))
+        return events
+
+    def parse(self, data, events):
+        """Add to ``events`` what ``data`` completes."""
+        buffer = self.buffer
+        buffer += data
+        position = 0
+        available = len(buffer)
+        while available - position >= 2:
+            first = buffer[position]
+            second = buffer[position + 1]
+            check_start(first, second)
+            length = second & 0x7F
+            mask_start = position + 2
+            if length == 126:
+                mask_start += 2
+            elif length == 127:
+                mask_start += 8
+            if available < mask_start:
+                break
+            if length == 126:
+                length = (buffer[position + 2] << 8) | buffer[position + 3]
+            elif length == 127:
+                length = int.from_bytes(buffer[position + 2 : mask_start], "big")
+            # The length is known: the frame is checked before any of its payload is kept.
+            opcode = self.check_header(first, length)
+            end = mask_start + 4 + length
+            if available < end:
+                break
+            mask = bytes(buffer[mask_start : mask_start + 4])
+            payload = unmask(bytes(buffer[mask_start + 4 : end]), mask)
+            position = end
+            self.take_frame(first & 0x80, opcode, payload, events)
+            if self.closed:
+                break
+        del buffer[:position]
+
+    def check_header(self, first, length):
+        """The frame's opcode, once its whole header holds together (see check_start); else a WebSocketError.
+
+        The checks come in the order the websockets library makes them, so
+        that a frame broken in two ways gets the same close code from both
+        (the differential fuzzer holds them to it): the size (for any frame:
+        what the message holds so far counts), then the rest.
+        """
+        opcode = first & 0x0F
+        if self.message_size + length > self.max_size:
+            raise WebSocketError(CLOSE_TOO_BIG, "Message over the size limit")
+        if length >> 63:
+            raise WebSocketError(CLOSE_PROTOCOL_ERROR, "Payload length with its top bit set")
+        if first & 0x70:
+            raise WebSocketError(CLOSE_PROTOCOL_ERROR, "Reserved bits set")
+        if opcode in CONTROL_OPCODES:
+            if not first & 0x80:
+                raise WebSocketError(CLOSE_PROTOCOL_ERROR, "Fragmented control frame")
+            if length > MAX_CONTROL_PAYLOAD:
+                raise WebSocketError(CLOSE_PROTOCOL_ERROR, "Control frame payload over 125 bytes")
+            return opcode
+        if opcode == OP_CONTINUATION:
+            if not self.message_opcode:
+                raise WebSocketError(CLOSE_PROTOCOL_ERROR, "Continuation frame without a message")
+        elif self.message_opcode:
+            raise WebSocketError(CLOSE_PROTOCOL_ERROR, "New message before the last one ended")
+        if len(self.fragments) >= self.max_fragments:
+            raise WebSocketError(CLOSE_TOO_BIG, "Message in too many fragments")
+        return opcode
+
+    def take_frame(self, fin, opcode, payload, events):
+        if opcode >= OP_CLOSE:
+            if opcode == OP_CLOSE:
+                code, reason = parse_close(payload)
+                if self.message_opcode:
+                    # The RFC lets control frames in between fragments; a close
+                    # there cuts a message short, which the websockets library
+                    # (uvicorn's default) refuses, and so does fastserve.
+                    raise WebSocketError(CLOSE_PROTOCOL_ERROR, "Close frame in the middle of a message")
+                self.closed = True
+                events.append(("close", code, reason))
+            elif opcode == OP_PING:
+                events.append(("ping", payload))
+            else:
+                events.append(("pong", payload))
+            return
+        if opcode != OP_CONTINUATION:
+            self.message_opcode = opcode
+            if opcode == OP_TEXT:
+                self.decoder = codecs.getincrementaldecoder("utf-8")()
+        if self.message_opcode == OP_TEXT:
+            try:
+                # Fails at the first invalid byte; a character cut at the end of a fragment waits.
+                self.fragments.append(self.decoder.decode(payload, final=bool(fin)))
+            except UnicodeDecodeError:
+                raise WebSocketError(CLOSE_INVALID_DATA, "Text message is not UTF-8") from None
+        else:
+            self.fragments.append(payload)
+        self.message_size += len(payload)
+        if not fin:
+            return
+        if self.message_opcode == OP_TEXT:
+            events.append(("text", "".join(self.fragments)))
+        else:
+            events.append(("bytes", b"".join(self.fragments)))
+        self.message_opcode = 0
+        self.fragments = []
+        self.message_size = 0
+        self.decoder = None
