@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--loop", choices=LOOP_CHOICES, default="auto", help="event loop (default: uvloop when installed)")
     add("--http", choices=HTTP_CHOICES, default="auto", help="HTTP/1.1 parser (default: httptools)")
     add("--http2", action=switch, default=False, help="serve HTTP/2 too (not available yet)")
-    add("--ws", choices=WS_CHOICES, default="auto", help="WebSocket implementation (not yet supported)")
+    add("--ws", choices=WS_CHOICES, default="auto", help="WebSocket engine: auto (fastserve's own), wsproto, none (websockets, websockets-sansio: as auto)")
     add("--ws-max-size", type=int, default=16 * 1024 * 1024, help="largest WebSocket message")
     add("--ws-max-queue", type=int, default=32, help="WebSocket messages queued for the app")
     add("--ws-ping-interval", type=float, default=20.0, help="seconds between WebSocket pings")

@@ -16,6 +16,7 @@ from typing import Any
 from fastserve.access_log import AccessLogFormatError, access_log_format
 from fastserve.asgi import ASGI2Adapter, ASGIApp, ASGIMessageError, validate_header
 from fastserve.logging import LOG_LEVELS, LOGGING_CONFIG, configure_logging
+from fastserve.protocols.websocket import WebSocketSettings
 from fastserve.proxy import ProxyConfigError, ProxyTrust
 from fastserve.sockets import Address, BindError, parse_bind
 from fastserve.tls import TLSError, create_ssl_context
@@ -223,6 +224,8 @@ class Config:
         _choice("loop", self.loop, LOOP_CHOICES)
         _choice("http", self.http, HTTP_CHOICES)
         _choice("ws", self.ws, WS_CHOICES)
+        _at_least("ws-max-size", self.ws_max_size, 1)
+        _at_least("ws-max-queue", self.ws_max_queue, 1)
         _choice("lifespan", self.lifespan, LIFESPAN_CHOICES)
         _choice("interface", self.interface, INTERFACE_CHOICES)
         if isinstance(self.log_level, str) and self.log_level not in LOG_LEVELS:
@@ -287,7 +290,6 @@ class Config:
 
     def _refuse_unbuilt_features(self) -> None:
         not_yet = {
-            f"--ws {self.ws}": self.ws not in ("auto", "none"),
             "--http2": self.http2,
         }
         for flag, requested in not_yet.items():
@@ -345,6 +347,24 @@ class Config:
             )
         except TLSError as exc:
             raise ConfigError(str(exc)) from None
+
+    def websocket_settings(self) -> WebSocketSettings | None:
+        """What serves WebSockets (None with --ws none: an upgrade request reaches the app as HTTP)."""
+        if self.ws == "none":
+            return None
+        engine = "wsproto" if self.ws == "wsproto" else "fastserve"
+        if engine == "wsproto" and importlib.util.find_spec("wsproto") is None:
+            raise ConfigError("--ws wsproto needs the wsproto package (pip install wsproto)")
+        if self.ws in ("websockets", "websockets-sansio"):
+            logger.info("--ws %s: served by fastserve's own WebSocket implementation", self.ws)
+        return WebSocketSettings(
+            engine,
+            self.ws_max_size,
+            self.ws_max_queue,
+            self.ws_ping_interval,
+            self.ws_ping_timeout,
+            self.ws_per_message_deflate,
+        )
 
     def loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop]:
         if resolve_loop(self.loop) == "uvloop":

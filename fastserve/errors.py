@@ -24,6 +24,17 @@ class PipelineFull(Exception):
     rest: bytes | None = None
 
 
+class ProtocolSwitch(Exception):
+    """Raised by the h11 parser adapter where a request asks to switch protocols: ``rest`` is what follows it.
+
+    (llhttp stops there the same way, with its own HttpParserUpgrade.)
+    """
+
+    def __init__(self, rest: bytes) -> None:
+        super().__init__("switching protocols")
+        self.rest = rest
+
+
 class ClientDisconnected(OSError):
     """Raised by send() once the client has gone (ASGI HTTP spec 2.4)."""
 

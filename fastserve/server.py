@@ -66,6 +66,7 @@ class Server:
             loop=loop,
             scheme="https" if self.ssl_context is not None else "http",
             proxy=config.proxy_trust,
+            websocket=config.websocket_settings(),
             tls=TLSInfo(self.ssl_context, os.fspath(config.ssl_certfile)) if self.ssl_context is not None else None,
             parser_factory=parser_factory(config.http),
             root_path=config.root_path,

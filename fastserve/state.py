@@ -30,6 +30,7 @@ class ServerState:
         scheme: str = "http",
         tls: Any = None,
         proxy: Any = None,
+        websocket: Any = None,
         server_header: bool = True,
         date_header: bool = True,
         extra_headers: list[tuple[str, str]] | None = None,
@@ -53,6 +54,8 @@ class ServerState:
         self.tls = tls
         # With --proxy-headers, a fastserve.proxy.ProxyTrust: whose forwarding headers count.
         self.proxy = proxy
+        # A fastserve.protocols.websocket.WebSocketSettings, or None with --ws none.
+        self.websocket = websocket
         self.access_log = access_log
         # A fastserve.access_log format for --access-log-format/--access-log-json, else None.
         self.access_format = access_format

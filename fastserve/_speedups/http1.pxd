@@ -94,6 +94,10 @@ cdef class HTTP1Protocol:
     cdef public bytes replay
     cdef public Py_ssize_t replay_begun
     cdef public bytes parked
+    cdef public tuple upgrade_to
+    cdef public bytes upgrade_bytes
+    cdef public bytes error_lines
+    cdef public bint websocket_upgrade
 
     @cython.locals(continuing=RequestCycle, body_left=Py_ssize_t, in_head=bint, begun=Py_ssize_t)
     cpdef feed(self, data)
@@ -113,7 +117,9 @@ cdef class HTTP1Protocol:
     @cython.locals(state=ServerState)
     cpdef start_cycle(self, RequestCycle cycle)
     cpdef cycle_done(self, RequestCycle cycle)
-    cpdef on_parse_error(self, exc)
+    cpdef on_parse_error(self, exc, data=*)
+    cpdef protocol_switch(self, bytes rest)
+    cpdef switch_to_websocket(self)
     cpdef refuse(self, int status)
     cpdef drop_parsing(self)
     cpdef check_deadline(self, double now)

@@ -11,6 +11,7 @@ cdef class ServerState:
     cdef public str scheme
     cdef public object tls
     cdef public object proxy
+    cdef public object websocket
     cdef public bint access_log
     cdef public object access_format
     cdef public double timeout_keep_alive

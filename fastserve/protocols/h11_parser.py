@@ -20,7 +20,7 @@ import h11
 from h11._readers import ChunkedReader  # (h11 has no public hook for chunk lines; see StrictChunkedReader)
 
 from fastserve.asgi import is_token
-from fastserve.errors import PipelineFull, RequestError
+from fastserve.errors import PipelineFull, ProtocolSwitch, RequestError
 
 # What llhttp accepts as a request target, printable ASCII only: origin-form,
 # "*", absolute-form; and for CONNECT an authority too. Where a host is read
@@ -150,7 +150,7 @@ class H11Parser:
                         # bytes after it belong to the protocol asked for.
                         protocol.on_message_complete()
                         self._stopped = True
-                        return None
+                        raise ProtocolSwitch(bytes(connection.trailing_data[0]))
                 elif event_type is h11.Data:
                     protocol.on_body(bytes(event.data))
                 elif event_type is h11.EndOfMessage:

@@ -41,8 +41,10 @@ from fastserve.asgi import (
     trailer_line,
     validate_status,
 )
-from fastserve.errors import ASGIMessageError, ClientDisconnected, PipelineFull, RequestError
+from fastserve.errors import ASGIMessageError, ClientDisconnected, PipelineFull, ProtocolSwitch, RequestError
 from fastserve.protocols.h11_parser import ExtensionMethodParser, H11Parser, request_start
+from fastserve.protocols.websocket import WebSocketProtocol, websocket_scope
+from fastserve.protocols.websocket_handshake import HandshakeError, check_handshake, is_websocket_upgrade
 from fastserve.proxy import FORWARDING_HEADER_NAMES
 from fastserve.sendfile import file_size, send_file
 from fastserve.sockets import socket_address
@@ -142,6 +144,19 @@ def error_status(exc):
     return 400
 
 
+def switch_rest(exc, data):
+    """The bytes after a request that asks to switch protocols, if ``exc`` is the parser stopping there; else None.
+
+    llhttp stops with HttpParserUpgrade and the offset in ``data`` of what
+    follows; the h11 adapter with ProtocolSwitch, which carries those bytes.
+    """
+    if isinstance(exc, ProtocolSwitch):
+        return exc.rest
+    if type(exc).__name__ == "HttpParserUpgrade":
+        return b"" if data is None else bytes(data[exc.args[0] :])
+    return None
+
+
 def unexpected_error(exc):
     """The exception behind a parsing failure when it is a fault of ours, not the client's; else None.
 
@@ -211,6 +226,11 @@ class HTTP1Protocol:
         self.framing_bytes = 0
         # Received bytes not parsed yet because the pipeline is full (see park).
         self.parked = None
+        # A WebSocket handshake waiting for its turn: (scope, handshake), and the bytes after it.
+        self.upgrade_to = None
+        self.upgrade_bytes = b""
+        # Header lines an error answer carries (426 names the WebSocket version spoken).
+        self.error_lines = b""
         self.reset_request_head()
 
     def reset_request_head(self):
@@ -227,6 +247,7 @@ class HTTP1Protocol:
         self.connection_keep_alive = False
         self.expect_continue = False
         self.upgrade = False
+        self.websocket_upgrade = False
         self.te_trailers = False
         self.forwarding = None
         self.head_error = None
@@ -321,6 +342,8 @@ class HTTP1Protocol:
         """Parse received bytes (a bytes object or a view of the receive buffer)."""
         parser = self.parser
         if parser is None:
+            if self.upgrade_to is not None:
+                self.upgrade_bytes += bytes(data)  # (reading is paused: at most what the transport had)
             return
         if self.parked is not None:
             self.parked += bytes(data)  # (reading is paused; a transport may still hand over what it had)
@@ -339,7 +362,7 @@ class HTTP1Protocol:
             else:
                 stop = pipeline_full(exc)
                 if stop is None:
-                    self.on_parse_error(exc)
+                    self.on_parse_error(exc, data)
                     return
         if stop is not None:
             # (Not in the except clause: an error raised there would carry this one as its context.)
@@ -464,7 +487,7 @@ class HTTP1Protocol:
                 return data, begun
             full = pipeline_full(exc)
             if full is None:
-                self.on_parse_error(exc)
+                self.on_parse_error(exc, data)
             else:
                 self.park(full, (data, begun))
             return None
@@ -593,6 +616,9 @@ class HTTP1Protocol:
             for token in value.lower().split(b","):
                 if token.strip() == b"trailers":
                     self.te_trailers = True
+        elif name == b"upgrade":
+            if is_websocket_upgrade([(name, value)]):
+                self.websocket_upgrade = True
         elif self.trusted_proxy and name in FORWARDING_HEADER_NAMES:
             if self.forwarding is None:
                 self.forwarding = []
@@ -607,6 +633,9 @@ class HTTP1Protocol:
         state = self.state
         if self.body_left and state.timeout_request_body:
             self.deadline = state.now + state.timeout_request_body
+        if self.websocket_upgrade and state.websocket is not None:
+            self.await_switch_to_websocket(method, version)
+            return
         http11 = version == "1.1"
         if http11:
             keep_alive = not self.connection_close
@@ -616,7 +645,7 @@ class HTTP1Protocol:
             keep_alive = False
             if self.upgrade:
                 error_logger.warning(
-                    "Unsupported upgrade request from %s (no WebSocket or h2c yet): answered as plain HTTP",
+                    "Unsupported upgrade request from %s (no h2c yet, or WebSockets off): answered as plain HTTP",
                     self.client_label,
                 )
         scope = self.build_scope(method, version, http11)
@@ -631,6 +660,46 @@ class HTTP1Protocol:
             self.pipeline.append(cycle)
             if len(self.pipeline) >= MAX_PIPELINED:
                 self.pause_reading()
+
+    def await_switch_to_websocket(self, method, version):
+        """A WebSocket handshake: checked now (an invalid one is refused), switched to when its turn comes.
+
+        The parser stops after this request (see protocol_switch); requests
+        pipelined before it are answered first (see cycle_done).
+        """
+        if self.body_left:
+            raise HandshakeError(400, "WebSocket handshake with a body")
+        handshake = check_handshake(method, version, self.headers)
+        self.upgrade_to = (websocket_scope(self.build_scope(method, version, True), handshake, self.tls), handshake)
+
+    def protocol_switch(self, rest):
+        """The parser stopped after a request that asks to switch protocols; ``rest`` is what followed it."""
+        self.parser = None
+        if self.upgrade_to is None:
+            return  # not a WebSocket handshake: the request is answered as plain HTTP, then the connection closes
+        self.upgrade_bytes = rest
+        if self.cycle is None:
+            self.switch_to_websocket()
+        else:
+            self.pause_reading()
+
+    def switch_to_websocket(self):
+        """Hand the connection to a WebSocketProtocol: the handshake's scope, and the bytes read after it."""
+        scope, handshake = self.upgrade_to
+        rest = self.upgrade_bytes
+        self.upgrade_to = None
+        self.upgrade_bytes = b""
+        self.flush()  # (responses to requests pipelined before the handshake go first)
+        if self.flush_handle is not None:
+            self.flush_handle.cancel()
+            self.flush_handle = None
+        self.closed = True  # this protocol is done with the connection
+        self.deadline = 0.0
+        self.state.connections.discard(self)
+        protocol = WebSocketProtocol(self.state, scope, handshake, self.client_label)
+        transport = self.transport
+        transport.set_protocol(protocol)
+        protocol.start(transport, self.read_paused, rest)
 
     def check_head(self, raw_method, version):
         """The scope's method once the head as a whole holds together; else a RequestError.
@@ -830,6 +899,10 @@ class HTTP1Protocol:
         elif self.pending_error:
             self.send_error(self.pending_error)
             return
+        elif self.upgrade_to is not None:
+            if self.parser is None:  # (the parser has stopped after the handshake)
+                self.switch_to_websocket()
+            return
         elif self.parser is None:
             self.close()  # parsing stopped (the client half-closed, say): nothing more to answer
             return
@@ -838,12 +911,11 @@ class HTTP1Protocol:
             self.deadline = self.state.now + self.state.timeout_keep_alive
         self.maybe_resume_reading()
 
-    def on_parse_error(self, exc):
-        if type(exc).__name__ == "HttpParserUpgrade":
-            # Not an error: llhttp stops after a request that asks to switch
-            # protocols. No switch over HTTP/1.1 yet: the request is answered as
-            # plain HTTP and the connection closes after the response.
-            self.parser = None
+    def on_parse_error(self, exc, data=None):
+        """The parser stopped at ``exc`` while parsing ``data``: a request to switch protocols, or an error."""
+        rest = switch_rest(exc, data)
+        if rest is not None:
+            self.protocol_switch(rest)
             return
         bug = unexpected_error(exc)
         if bug is not None:
@@ -852,6 +924,8 @@ class HTTP1Protocol:
             error_logger.error("Exception while handling a request from %s", self.client_label, exc_info=bug)
             self.refuse(500)
             return
+        if isinstance(exc, HandshakeError):
+            self.error_lines = exc.header_lines()
         reason = getattr(exc, "reason", None) or str(exc)
         error_logger.warning("Invalid HTTP request received: %s", escape_for_log(reason.encode("utf-8", "replace")))
         self.refuse(error_status(exc))
@@ -1010,6 +1084,7 @@ class HTTP1Protocol:
                     self.state.default_headers,
                     b"content-type: text/plain; charset=utf-8\r\n",
                     b"content-length: %d\r\n" % len(phrase),
+                    self.error_lines,
                     b"connection: close\r\n\r\n",
                     b"" if cycle is not None and cycle.is_head else phrase,
                 )

@@ -15,6 +15,8 @@ later step); it runs as it is meanwhile.
 import codecs
 import struct
 
+from fastserve.protocols.websocket_deflate import MessageTooBig
+
 OP_CONTINUATION = 0x0
 OP_TEXT = 0x1
 OP_BINARY = 0x2
@@ -75,9 +77,14 @@ def parse_close(payload):
     except UnicodeDecodeError:
         raise WebSocketError(CLOSE_INVALID_DATA, "Close reason is not UTF-8") from None
     code = (payload[0] << 8) | payload[1]
-    if code not in SENDABLE_CLOSE_CODES and not 3000 <= code <= 4999:
+    if not sendable_close_code(code):
         raise WebSocketError(CLOSE_PROTOCOL_ERROR, f"Invalid close code {code}")
     return code, reason
+
+
+def sendable_close_code(code):
+    """Whether a close frame may carry ``code`` (RFC 6455 7.4)."""
+    return code in SENDABLE_CLOSE_CODES or 3000 <= code <= 4999
 
 
 def close_payload(code, reason=""):
@@ -122,12 +129,16 @@ class FrameReader:
     each frame header before the payload is kept.
     """
 
-    def __init__(self, max_size, max_fragments=DEFAULT_MAX_FRAGMENTS):
+    def __init__(self, max_size, deflate=None, max_fragments=DEFAULT_MAX_FRAGMENTS):
         self.max_size = max_size
+        # The connection's websocket_deflate.PerMessageDeflate, if negotiated.
+        self.deflate = deflate
         self.max_fragments = max_fragments
+        self.message_compressed = False
         self.buffer = bytearray()
         # The message being assembled: its opcode (0: none), fragments, size.
         self.message_opcode = 0
+        self.message_compressed = False
         self.fragments = []
         self.message_size = 0
         self.decoder = None
@@ -175,7 +186,7 @@ class FrameReader:
             mask = bytes(buffer[mask_start : mask_start + 4])
             payload = unmask(bytes(buffer[mask_start + 4 : end]), mask)
             position = end
-            self.take_frame(first & 0x80, opcode, payload, events)
+            self.take_frame(first, opcode, payload, events)
             if self.closed:
                 break
         del buffer[:position]
@@ -193,7 +204,10 @@ class FrameReader:
             raise WebSocketError(CLOSE_TOO_BIG, "Message over the size limit")
         if length >> 63:
             raise WebSocketError(CLOSE_PROTOCOL_ERROR, "Payload length with its top bit set")
-        if first & 0x70:
+        if first & 0x70 and not (
+            # RSV1 marks a compressed message, on its first frame, once permessage-deflate is agreed.
+            first & 0x70 == 0x40 and self.deflate is not None and (opcode == OP_TEXT or opcode == OP_BINARY)
+        ):
             raise WebSocketError(CLOSE_PROTOCOL_ERROR, "Reserved bits set")
         if opcode in CONTROL_OPCODES:
             if not first & 0x80:
@@ -210,7 +224,8 @@ class FrameReader:
             raise WebSocketError(CLOSE_TOO_BIG, "Message in too many fragments")
         return opcode
 
-    def take_frame(self, fin, opcode, payload, events):
+    def take_frame(self, first, opcode, payload, events):
+        fin = first & 0x80
         if opcode >= OP_CLOSE:
             if opcode == OP_CLOSE:
                 code, reason = parse_close(payload)
@@ -228,8 +243,11 @@ class FrameReader:
             return
         if opcode != OP_CONTINUATION:
             self.message_opcode = opcode
+            self.message_compressed = bool(first & 0x40)
             if opcode == OP_TEXT:
                 self.decoder = codecs.getincrementaldecoder("utf-8")()
+        if self.message_compressed:
+            payload = self.inflate(payload, fin)
         if self.message_opcode == OP_TEXT:
             try:
                 # Fails at the first invalid byte; a character cut at the end of a fragment waits.
@@ -246,6 +264,16 @@ class FrameReader:
         else:
             events.append(("bytes", b"".join(self.fragments)))
         self.message_opcode = 0
+        self.message_compressed = False
         self.fragments = []
         self.message_size = 0
         self.decoder = None
+
+    def inflate(self, payload, fin):
+        """A compressed message's fragment, inflated within what the message may still hold."""
+        try:
+            return self.deflate.inflate(payload, bool(fin), self.max_size - self.message_size)
+        except MessageTooBig:
+            raise WebSocketError(CLOSE_TOO_BIG, "Message over the size limit once inflated") from None
+        except ValueError:
+            raise WebSocketError(CLOSE_PROTOCOL_ERROR, "Invalid compressed data") from None

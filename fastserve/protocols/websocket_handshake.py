@@ -28,6 +28,9 @@ class HandshakeError(RequestError):
         super().__init__(status, reason)
         self.headers = headers or []
 
+    def header_lines(self) -> bytes:
+        return b"".join(b"%s: %s\r\n" % pair for pair in self.headers)
+
 
 class Handshake:
     """What a valid handshake asks for: the key to answer, and the subprotocols offered, in order."""
