@@ -134,11 +134,19 @@ def refused_method(exc):
     )
 
 
-def error_status(exc):
-    """The status code for a parser error (ours, httptools' or the h11 adapter's)."""
+def request_error(exc):
+    """The RequestError behind a parser error (httptools wraps what a callback raises), or None."""
     for candidate in (exc, exc.__context__, exc.__cause__):
         if isinstance(candidate, RequestError):
-            return candidate.status
+            return candidate
+    return None
+
+
+def error_status(exc):
+    """The status code for a parser error (ours, httptools' or the h11 adapter's)."""
+    error = request_error(exc)
+    if error is not None:
+        return error.status
     if "HTTP version" in str(exc):
         return 505
     return 400
@@ -924,9 +932,10 @@ class HTTP1Protocol:
             error_logger.error("Exception while handling a request from %s", self.client_label, exc_info=bug)
             self.refuse(500)
             return
-        if isinstance(exc, HandshakeError):
-            self.error_lines = exc.header_lines()
-        reason = getattr(exc, "reason", None) or str(exc)
+        error = request_error(exc)
+        if isinstance(error, HandshakeError):
+            self.error_lines = error.header_lines()
+        reason = getattr(exc if error is None else error, "reason", None) or str(exc)
         error_logger.warning("Invalid HTTP request received: %s", escape_for_log(reason.encode("utf-8", "replace")))
         self.refuse(error_status(exc))
 

@@ -159,7 +159,7 @@ class WebSocketProtocol(asyncio.Protocol):
     # asyncio.Protocol ---------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if self.closed:
+        if self.closed or self.phase == CLOSED:
             return
         try:
             events = self.reader.feed(data)
@@ -258,10 +258,26 @@ class WebSocketProtocol(asyncio.Protocol):
         self.finish(code, reason)
 
     def fail(self, code: int, reason: str) -> None:
-        """The client broke the protocol: a close frame with ``code``, then the connection closes."""
-        if self.phase == OPEN:
-            self.write(build_frame(OP_CLOSE, close_payload(code)))
-        self.finish(code, reason)
+        """The client broke the protocol (or went silent): a close frame with ``code``, and the end.
+
+        What the client sends after is read and dropped: closing a socket
+        with unread bytes would reset the connection, and the client could
+        lose the close frame. The end of output follows the close frame where
+        the transport can say so; the connection closes when the client's
+        side ends too, or after CLOSE_TIMEOUT.
+        """
+        if self.phase != OPEN:
+            self.finish(code, reason)
+            return
+        self.write(build_frame(OP_CLOSE, close_payload(code)))
+        if not self.close_code:
+            self.close_code, self.close_reason = code, reason
+        self.phase = CLOSED
+        self.wake_receive()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.deadline = self.state.now + CLOSE_TIMEOUT
+        self.maybe_resume_reading()
 
     def finish(self, code: int, reason: str) -> None:
         """The WebSocket is over: the app hears of it (after the messages it has not read), the TCP closes."""
@@ -306,6 +322,8 @@ class WebSocketProtocol(asyncio.Protocol):
         elif self.phase == OPEN:
             self.start_closing(CLOSE_SERVICE_RESTART, "")
             self.wake_receive()
+        elif self.phase == CLOSED:
+            self.close()  # (lingering after a failure: see fail)
 
     def close(self) -> None:
         if not self.closed:
