@@ -1,8 +1,10 @@
 """Builds the Cython hot path; without Cython or a C compiler, installs pure Python.
 
-``fastserve/protocols/http1.py`` is compiled into ``fastserve._speedups.http1``
-and ``fastserve/state.py`` into ``fastserve._speedups.state``, with the C types
-declared in ``fastserve/_speedups/*.pxd``. Set
+``fastserve/protocols/http1.py`` is compiled into ``fastserve._speedups.http1``,
+``fastserve/protocols/websocket_frames.py`` into
+``fastserve._speedups.websocket_frames`` and ``fastserve/state.py`` into
+``fastserve._speedups.state``, with the C types declared in
+``fastserve/_speedups/*.pxd``. Set
 ``FASTSERVE_NO_EXTENSIONS=1`` to skip the build.
 """
 
@@ -15,6 +17,7 @@ from setuptools.command.build_ext import build_ext
 COMPILED = [
     ("fastserve._speedups.state", "fastserve/state.py"),
     ("fastserve._speedups.http1", "fastserve/protocols/http1.py"),
+    ("fastserve._speedups.websocket_frames", "fastserve/protocols/websocket_frames.py"),
 ]
 
 

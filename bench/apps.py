@@ -40,3 +40,16 @@ async def download(scope, receive, send):
     for _ in range(DOWNLOAD_CHUNKS - 1):
         await send({"type": "http.response.body", "body": DOWNLOAD_CHUNK, "more_body": True})
     await send({"type": "http.response.body", "body": DOWNLOAD_CHUNK})
+
+
+async def websocket_echo(scope, receive, send):
+    """Sends every message back as it came (the WebSocket scenarios)."""
+    if scope["type"] != "websocket":
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] != "websocket.receive":
+            return
+        await send({"type": "websocket.send", "text": message.get("text"), "bytes": message.get("bytes")})

@@ -32,8 +32,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench import ws_load  # noqa: E402  (the script's own directory is not a package root)
+
 SERVER_CPU = "0"
 LOAD_CPU = "1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -60,10 +64,33 @@ def server_command(name: str, app: str, port: int) -> list[str]:
     python = sys.executable
     bind = ["--host", "127.0.0.1", "--port", str(port)]
     quiet = ["--no-access-log", "--log-level", "warning"]
+    uvicorn = [python, "-m", "uvicorn", app, *bind, *quiet, "--loop", "uvloop"]
     commands = {
         "fastserve": [python, "-m", "fastserve", app, *bind, *quiet],
-        "uvicorn": [python, "-m", "uvicorn", app, *bind, *quiet, "--http", "httptools", "--loop", "uvloop"],
-        "uvicorn-h11": [python, "-m", "uvicorn", app, *bind, *quiet, "--http", "h11", "--loop", "uvloop"],
+        "fastserve-wsproto": [python, "-m", "fastserve", app, *bind, *quiet, "--ws", "wsproto"],
+        # uvicorn's fastest WebSocket implementation is the base of every WebSocket ratio.
+        "uvicorn": [*uvicorn, "--http", "httptools", "--ws", "websockets-sansio"],
+        "uvicorn-h11": [*uvicorn, "--http", "h11"],
+        "uvicorn-websockets": [*uvicorn, "--http", "httptools", "--ws", "websockets"],
+        "uvicorn-wsproto": [*uvicorn, "--http", "httptools", "--ws", "wsproto"],
+        "socketify": [
+            python,
+            "-m",
+            "socketify",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--interface",
+            "asgi",
+            "--disable-listen-log",
+            "true",
+            "--ws-auto-ping",
+            "false",
+            "--lifespan",
+            "off",  # (with "auto", socketify 0.0.31 waits forever on an app that ignores lifespan)
+        ],
         "granian": [
             python,
             "-m",
@@ -108,8 +135,21 @@ class Scenario:
     lua: str | None = None
     headers: tuple[str, ...] = ()
     scale: float = 1.0  # headline = requests/s × scale
+    message_size: int = 0  # a WebSocket scenario: the echoed message's size (bench/ws_load.py)
+    servers: tuple[str, ...] = ()  # who runs when --servers is not given (else HTTP_SERVERS)
 
 
+HTTP_SERVERS = ("fastserve", "uvicorn", "uvicorn-h11", "granian", "hypercorn")
+WEBSOCKET_SERVERS = (
+    "fastserve",
+    "fastserve-wsproto",
+    "uvicorn",
+    "uvicorn-websockets",
+    "uvicorn-wsproto",
+    "granian",
+    "socketify",
+)
+WEBSOCKET_APP = "bench.apps:websocket_echo"
 SCENARIOS = {
     "plaintext": Scenario("plaintext", "bench.apps:plaintext", "req/s"),
     "pipelined": Scenario("pipelined", "bench.apps:plaintext", "req/s", lua=PIPELINE_LUA),
@@ -120,8 +160,21 @@ SCENARIOS = {
     "churn": Scenario("churn", "bench.apps:plaintext", "conn/s", connections=16, headers=("Connection: close",)),
     "latency": Scenario("latency", "bench.apps:plaintext", "p50 ms", connections=16),
     "idle-memory": Scenario("idle-memory", "bench.apps:plaintext", "KiB/conn"),
+    "websocket": Scenario(
+        "websocket", WEBSOCKET_APP, "msg/s", connections=16, message_size=1024, servers=WEBSOCKET_SERVERS
+    ),
+    "websocket-1mib": Scenario(
+        "websocket-1mib",
+        WEBSOCKET_APP,
+        "MB/s",
+        connections=4,
+        message_size=MIB,
+        scale=MIB / 1e6,
+        servers=WEBSOCKET_SERVERS,
+    ),
+    "websocket-idle": Scenario("websocket-idle", WEBSOCKET_APP, "KiB/socket", servers=WEBSOCKET_SERVERS),
 }
-LOWER_IS_BETTER = {"p50 ms", "KiB/conn"}
+LOWER_IS_BETTER = {"p50 ms", "KiB/conn", "KiB/socket"}
 
 
 @dataclass
@@ -216,12 +269,37 @@ async def hold_idle_connections(port: int, count: int) -> list[asyncio.StreamWri
     return writers
 
 
-def measure_idle_memory(pid: int, port: int, count: int) -> float:
+def run_ws_load(scenario: Scenario, port: int, duration: float) -> tuple[float, int]:
+    """WebSocket messages/s, and messages, from bench/ws_load.py on the load CPU."""
+    command = [
+        "taskset",
+        "-c",
+        LOAD_CPU,
+        sys.executable,
+        str(ROOT / "bench" / "ws_load.py"),
+        f"--port={port}",
+        f"--connections={scenario.connections}",
+        f"--size={scenario.message_size}",
+        f"--duration={duration}",
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=duration + 60).stdout
+    messages, seconds = re.fullmatch(r"(\d+) messages in ([\d.]+) s\n", output).groups()
+    return int(messages) / float(seconds), int(messages)
+
+
+def measure_idle_memory(pid: int, port: int, count: int, websocket: bool = False) -> float:
+    """RSS growth per connection held open: idle HTTP keep-alive connections, or idle WebSockets."""
+
+    async def hold(count: int) -> list[Any]:
+        if websocket:
+            return [client.transport for client in await ws_load.hold_idle(port, count)]
+        return await hold_idle_connections(port, count)
+
     async def run() -> float:
-        warm = await hold_idle_connections(port, 50)
+        warm = await hold(50)
         time.sleep(0.5)
         before = rss_kib(pid)
-        held = await hold_idle_connections(port, count)
+        held = await hold(count)
         time.sleep(0.5)
         after = rss_kib(pid)
         for writer in warm + held:
@@ -253,19 +331,29 @@ def run_scenario(scenario: Scenario, names: list[str], args: argparse.Namespace,
     try:
         for name in names:
             servers[name] = Running(name, scenario.app)
-        if scenario.name == "idle-memory":
+        if scenario.unit in ("KiB/conn", "KiB/socket"):
             for name in names:
+                running = servers[name]
                 figures[name].headline.append(
-                    measure_idle_memory(servers[name].process.pid, servers[name].port, args.idle_connections)
+                    measure_idle_memory(
+                        running.process.pid, running.port, args.idle_connections, scenario.unit == "KiB/socket"
+                    )
                 )
             return figures
+
+        def load(port: int, duration: float) -> tuple[float, float, float, int]:
+            if scenario.message_size:
+                rate, total = run_ws_load(scenario, port, duration)
+                return rate, float("nan"), float("nan"), total
+            return run_wrk(scenario, port, duration, lua_dir)
+
         for name in names:
-            run_wrk(scenario, servers[name].port, args.warmup, lua_dir)
+            load(servers[name].port, args.warmup)
         for _ in range(args.rounds):
             for name in names:  # alternated: every round visits every server
                 running = servers[name]
                 before = cpu_seconds(running.process.pid)
-                rps, p50, p99, total = run_wrk(scenario, running.port, args.duration, lua_dir)
+                rps, p50, p99, total = load(running.port, args.duration)
                 used = cpu_seconds(running.process.pid) - before
                 result = figures[name]
                 result.headline.append(p50 if scenario.unit == "p50 ms" else rps * scenario.scale)
@@ -286,20 +374,20 @@ def ratio(value: float, base: float) -> float:
     return value / base
 
 
-def print_table(results: dict[str, dict[str, Figures]], names: list[str]) -> None:
+def print_table(results: dict[str, dict[str, Figures]]) -> None:
     print("| scenario | server | figure | ratio to uvicorn | p99 ms | server CPU | CPU ratio |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for scenario_name, figures in results.items():
         unit = SCENARIOS[scenario_name].unit
         base = figures.get("uvicorn")
-        for name in names:
+        for name in figures:
             figure = figures[name]
             value = figure.median(figure.headline)
             cpu = figure.median(figure.server_cpu)
             base_value = base.median(base.headline) if base else float("nan")
             base_cpu = base.median(base.server_cpu) if base else float("nan")
             p99 = figure.median(figure.p99_ms)
-            cpu_unit = "s/GB" if unit == "MB/s" else "µs/req"
+            cpu_unit = {"MB/s": "s/GB", "msg/s": "µs/msg"}.get(unit, "µs/req")
             if not figure.server_cpu:  # idle-memory measures no requests
                 figure_text = f"{value:,.1f} {unit} | {ratio(value, base_value):.2f}×"
                 print(f"| {scenario_name} | {name} | {figure_text} | — | — | — |")
@@ -317,6 +405,7 @@ def plot(results: dict[str, dict[str, Figures]], names: list[str], path: str) ->
     import matplotlib.pyplot as plt
 
     scenarios = [name for name in results if "uvicorn" in results[name]]
+    names = [name for name in names if all(name in results[scenario] for scenario in scenarios)]
     figure, axes = plt.subplots(figsize=(max(6, 1.6 * len(scenarios)), 4.5))
     width = 0.8 / len(names)
     for index, name in enumerate(names):
@@ -340,7 +429,11 @@ def plot(results: dict[str, dict[str, Figures]], names: list[str], path: str) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
-    parser.add_argument("--servers", default="fastserve,uvicorn,uvicorn-h11,granian,hypercorn")
+    parser.add_argument(
+        "--servers",
+        help=f"comma-separated (default: {','.join(HTTP_SERVERS)}; "
+        f"for the WebSocket scenarios {','.join(WEBSOCKET_SERVERS)})",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--warmup", type=float, default=2.0)
@@ -355,7 +448,7 @@ def main() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.idle_connections)), hard))
 
-    names = [name.strip() for name in args.servers.split(",")]
+    chosen = [name.strip() for name in args.servers.split(",")] if args.servers else None
     unknown = [name for name in args.scenarios.split(",") if name not in SCENARIOS]
     if unknown:
         sys.exit(f"unknown scenarios: {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
@@ -363,14 +456,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as lua_dir:
         for scenario_name in args.scenarios.split(","):
             print(f"running {scenario_name} ...", file=sys.stderr)
-            results[scenario_name] = run_scenario(SCENARIOS[scenario_name], names, args, Path(lua_dir))
+            scenario = SCENARIOS[scenario_name]
+            names = chosen or list(scenario.servers or HTTP_SERVERS)
+            results[scenario_name] = run_scenario(scenario, names, args, Path(lua_dir))
     print(
         f"\n{args.rounds} round(s) of {args.duration:g} s per server and scenario, medians; "
-        f"server on CPU {SERVER_CPU}, wrk on CPU {LOAD_CPU}\n"
+        f"server on CPU {SERVER_CPU}, load (wrk, bench/ws_load.py) on CPU {LOAD_CPU}\n"
     )
-    print_table(results, names)
+    print_table(results)
     if args.plot:
-        plot(results, names, args.plot)
+        plot(results, chosen or [*HTTP_SERVERS, *WEBSOCKET_SERVERS], args.plot)
 
 
 if __name__ == "__main__":

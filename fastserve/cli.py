@@ -84,7 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--loop", choices=LOOP_CHOICES, default="auto", help="event loop (default: uvloop when installed)")
     add("--http", choices=HTTP_CHOICES, default="auto", help="HTTP/1.1 parser (default: httptools)")
     add("--http2", action=switch, default=False, help="serve HTTP/2 too (not available yet)")
-    add("--ws", choices=WS_CHOICES, default="auto", help="WebSocket engine: auto (fastserve's own), wsproto, none (websockets, websockets-sansio: as auto)")
+    add(
+        "--ws",
+        choices=WS_CHOICES,
+        default="auto",
+        help="WebSocket engine: auto (fastserve's own), wsproto, none (websockets/websockets-sansio: as auto)",
+    )
     add("--ws-max-size", type=int, default=16 * 1024 * 1024, help="largest WebSocket message")
     add("--ws-max-queue", type=int, default=32, help="WebSocket messages queued for the app")
     add("--ws-ping-interval", type=float, default=20.0, help="seconds between WebSocket pings")
@@ -206,11 +211,16 @@ def apply_environment(parser: argparse.ArgumentParser) -> None:
             raise UsageError(f"environment value for {action.option_strings[0]} ({text!r}): {exc}") from None
 
 
-def version_line(http: str = "auto", loop: str = "auto") -> str:
+def version_line(http: str = "auto", loop: str = "auto", ws: str = "auto") -> str:
     from fastserve.protocols import describe
+    from fastserve.protocols.websocket_codec import IMPLEMENTATION as websocket_codec
 
     python = f"{platform.python_implementation()} {platform.python_version()}"
-    return f"fastserve {__version__} (http: {describe(http)}, loop: {resolve_loop(loop)}, {python})"
+    websocket = {"none": "off", "wsproto": "wsproto"}.get(ws, websocket_codec)
+    return (
+        f"fastserve {__version__} (http: {describe(http)}, websocket: {websocket}, "
+        f"loop: {resolve_loop(loop)}, {python})"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -219,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         apply_environment(parser)
         args = vars(parser.parse_args(argv))
         if args.pop("version"):
-            print(version_line(args["http"], args["loop"]))
+            print(version_line(args["http"], args["loop"], args["ws"]))
             return 0
         app = args.pop("app")
         if not app:

@@ -225,6 +225,8 @@ class Config:
         _choice("http", self.http, HTTP_CHOICES)
         _choice("ws", self.ws, WS_CHOICES)
         _at_least("ws-max-size", self.ws_max_size, 1)
+        if self.ws_max_size >= 1 << 63:
+            raise ConfigError(f"--ws-max-size must be below 2**63; got {self.ws_max_size}")
         _at_least("ws-max-queue", self.ws_max_queue, 1)
         _choice("lifespan", self.lifespan, LIFESPAN_CHOICES)
         _choice("interface", self.interface, INTERFACE_CHOICES)

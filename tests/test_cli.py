@@ -23,7 +23,8 @@ def test_version():
     result = run_cli("--version")
     assert result.returncode == 0
     assert re.fullmatch(
-        rf"fastserve {re.escape(__version__)} \(http: (cython|python)/httptools, loop: uvloop, CPython [\d.]+\)\n",
+        rf"fastserve {re.escape(__version__)} \(http: (cython|python)/httptools, websocket: (cython|python), "
+        rf"loop: uvloop, CPython [\d.]+\)\n",
         result.stdout,
     )
 
@@ -40,7 +41,7 @@ def test_version():
         (["tests.cli_apps:app", "--workers", "2", "--reload"], "--reload and --workers"),
         (["tests.cli_apps:app", "--bind", "127.0.0.1:http"], "--bind"),
         (["tests.cli_apps:app", "--http2"], "--http2 is not supported by this version of fastserve yet"),
-        (["tests.cli_apps:app", "--ws", "wsproto"], "--ws wsproto is not supported by this version of fastserve yet"),
+        (["tests.cli_apps:app", "--ws-max-size", "0"], "--ws-max-size must be at least 1; got 0"),
         (["tests.cli_apps:app", "--timeout-request-body", "-1"], "--timeout-request-body must be at least 0"),
         (["tests.cli_apps:app", "--timeout-lifespan-shutdown", "-1"], "--timeout-lifespan-shutdown"),
         (["tests.cli_apps:app", "--h11-max-incomplete-event-size", "10"], "--h11-max-incomplete-event-size"),

@@ -312,7 +312,7 @@ def test_upgrade_request_after_an_extension_method_is_answered_as_plain_http(ser
     with serve(method_app()) as server, server.connect() as sock:
         sock.sendall(
             b"PURGEX /1 HTTP/1.1\r\nHost: x\r\n\r\n"
-            b"GET /2 HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+            b"GET /2 HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: foo\r\n\r\n"
             b"GET /3 HTTP/1.1\r\nHost: x\r\n\r\n"
         )
         first, second = answers(sock, 2)

@@ -141,9 +141,10 @@ def expect_close(sock: socket.socket, code: int) -> None:
 # The handover and the ASGI scope ----------------------------------------------------
 
 
+@pytest.mark.parametrize("first", [b"GET", b"PURGEX"])  # (llhttp hands an extension method to h11)
 @pytest.mark.parametrize("ws", ["auto", "wsproto"])
 @pytest.mark.parametrize("http", ["httptools", "h11"])
-def test_handover_keeps_the_bytes_after_the_handshake_and_answers_pipelined_requests_first(http, ws):
+def test_handover_keeps_the_bytes_after_the_handshake_and_answers_pipelined_requests_first(http, ws, first):
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
@@ -155,7 +156,7 @@ def test_handover_keeps_the_bytes_after_the_handshake_and_answers_pipelined_requ
         sock = server.connect()
         # A request, then the handshake, then a frame: all in one write.
         sock.sendall(
-            b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n" + handshake_request() + client_frame(OP_TEXT, b"early")
+            first + b" /first HTTP/1.1\r\nHost: a\r\n\r\n" + handshake_request() + client_frame(OP_TEXT, b"early")
         )
         status, _, body = read_response(sock)
         assert (status, body) == (200, b"ok")
@@ -163,9 +164,11 @@ def test_handover_keeps_the_bytes_after_the_handshake_and_answers_pipelined_requ
         if b"\r\n\r\n" not in head:
             head += recv_until(sock, b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
-        assert b"sec-websocket-accept: " + base64.b64encode(
-            __import__("hashlib").sha1(KEY + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
-        ) in head
+        assert (
+            b"sec-websocket-accept: "
+            + base64.b64encode(__import__("hashlib").sha1(KEY + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+            in head
+        )
         PENDING[sock] = head.partition(b"\r\n\r\n")[2]
         assert read_frame(sock) == (OP_TEXT, b"early")
         sock.sendall(client_frame(OP_CLOSE, struct.pack("!H", 1000)))
@@ -294,8 +297,10 @@ def test_abrupt_drop_is_1006(serve_ws):
     "frames",
     [
         pytest.param(lambda: client_frame(OP_BINARY, b"x" * 1025), id="one-frame"),
-        pytest.param(lambda: client_frame(OP_BINARY, b"x" * 600, fin=False) + client_frame(OP_CONT, b"x" * 600),
-                     id="two-fragments"),
+        pytest.param(
+            lambda: client_frame(OP_BINARY, b"x" * 600, fin=False) + client_frame(OP_CONT, b"x" * 600),
+            id="two-fragments",
+        ),
         # A header announcing 2**62 bytes: refused from the header alone.
         pytest.param(lambda: bytes([0x82, 0xFF]) + struct.pack("!Q", 1 << 62) + b"MASK", id="64-bit-length"),
     ],
@@ -328,8 +333,11 @@ def test_many_empty_fragments_are_1009(serve_ws):
         pytest.param(client_frame(OP_CLOSE, struct.pack("!H", 1005)), 1002, id="bad-close-code"),
         pytest.param(client_frame(OP_CLOSE, b"\x03"), 1002, id="one-byte-close"),
         pytest.param(client_frame(OP_TEXT, b"\xff"), 1007, id="invalid-utf8"),
-        pytest.param(client_frame(OP_TEXT, b"ok", fin=False) + client_frame(OP_CONT, b"\xc3\x28"), 1007,
-                     id="invalid-utf8-in-fragment"),
+        pytest.param(
+            client_frame(OP_TEXT, b"ok", fin=False) + client_frame(OP_CONT, b"\xc3\x28"),
+            1007,
+            id="invalid-utf8-in-fragment",
+        ),
         pytest.param(client_frame(OP_CLOSE, struct.pack("!H", 1000) + b"\xff"), 1007, id="invalid-utf8-reason"),
     ],
 )
@@ -419,8 +427,11 @@ def test_compressed_frame_without_negotiation_is_1002(serve_ws):
         pytest.param(handshake_request(key=b"short"), 400, id="bad-key"),
         pytest.param(handshake_request().replace(b"Version: 13", b"Version: 8"), 426, id="version-8"),
         pytest.param(handshake_request().replace(b"GET", b"POST"), 400, id="post"),
-        pytest.param(handshake_request().replace(b"Connection: Upgrade", b"Connection: keep-alive"), 400,
-                     id="no-connection-upgrade"),
+        pytest.param(
+            handshake_request().replace(b"Connection: Upgrade", b"Connection: keep-alive"),
+            400,
+            id="no-connection-upgrade",
+        ),
         pytest.param(handshake_request().replace(b"HTTP/1.1", b"HTTP/1.0"), 400, id="http-1.0"),
         pytest.param(handshake_request(extra=b"Content-Length: 3\r\n") + b"abc", 400, id="with-a-body"),
     ],
@@ -639,21 +650,20 @@ def test_starlette_and_fastapi_endpoints(serve_ws):
         await websocket.send_text(f"{item}:{text}")
         await websocket.close(code=4001)
 
+    async def talk_to_starlette(server: Any) -> None:
+        async with connect(url(server, "/json")) as client:
+            await client.send(json.dumps({"a": 1}))
+            assert json.loads(await client.recv()) == {"echo": {"a": 1}}
+
+    async def talk_to_fastapi(server: Any) -> None:
+        async with connect(url(server, "/items/7")) as client:
+            await client.send("hi")
+            assert await client.recv() == "7:hi"
+            with pytest.raises(ConnectionClosed):
+                await client.recv()
+            assert client.close_code == 4001
+
     starlette = Starlette(routes=[WebSocketRoute("/json", starlette_echo)])
-    for app, check in ((starlette, "json"), (api, "fastapi")):
+    for app, talk in ((starlette, talk_to_starlette), (api, talk_to_fastapi)):
         with serve_ws(app) as server:
-
-            async def main() -> None:
-                if check == "json":
-                    async with connect(url(server, "/json")) as client:
-                        await client.send(json.dumps({"a": 1}))
-                        assert json.loads(await client.recv()) == {"echo": {"a": 1}}
-                else:
-                    async with connect(url(server, "/items/7")) as client:
-                        await client.send("hi")
-                        assert await client.recv() == "7:hi"
-                        with pytest.raises(ConnectionClosed):
-                            await client.recv()
-                        assert client.close_code == 4001
-
-            run(main())
+            run(talk(server))

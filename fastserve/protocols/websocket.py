@@ -28,6 +28,7 @@ from fastserve.access_log import RequestRecord, request_target
 from fastserve.asgi import body_bytes, check_header_value, header_key, header_pair, validate_status
 from fastserve.errors import ASGIMessageError, ClientDisconnected
 from fastserve.protocols import websocket_deflate
+from fastserve.protocols.websocket_codec import FrameReader, build_frame, close_payload
 from fastserve.protocols.websocket_frames import (
     CLOSE_ABNORMAL,
     CLOSE_INTERNAL_ERROR,
@@ -39,9 +40,6 @@ from fastserve.protocols.websocket_frames import (
     OP_PING,
     OP_PONG,
     OP_TEXT,
-    FrameReader,
-    build_frame,
-    close_payload,
     sendable_close_code,
 )
 from fastserve.protocols.websocket_handshake import Handshake, accept_key

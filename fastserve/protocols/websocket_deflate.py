@@ -64,9 +64,7 @@ class PerMessageDeflate:
         """One whole message's payload, compressed."""
         deflater = self.deflater
         if deflater is None:
-            deflater = self.deflater = zlib.compressobj(
-                COMPRESSION_LEVEL, zlib.DEFLATED, -self.server_max_window_bits
-            )
+            deflater = self.deflater = zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, -self.server_max_window_bits)
         compressed = deflater.compress(data) + deflater.flush(zlib.Z_SYNC_FLUSH)
         if self.server_no_context_takeover:
             self.deflater = None
@@ -138,4 +136,3 @@ def _window_bits(value: bytes | None, minimum: int) -> int | None:
         return None
     bits = int(value)
     return bits if minimum <= bits <= MAX_WINDOW_BITS else None
-

@@ -20,7 +20,7 @@ import struct
 from websockets.frames import Close, Opcode
 from websockets.protocol import Protocol, Side
 
-from fastserve.protocols.websocket_frames import FrameReader
+from fastserve.protocols.websocket_codec import FrameReader
 
 MAX_SIZE = 4096
 TEXTS = ["", "a", "héllo", "日本語", "\U0001f600", "x" * 130]

@@ -1,0 +1,65 @@
+# Type declarations that make fastserve/protocols/websocket_frames.py a typed
+# Cython module when setup.py compiles it as fastserve._speedups.websocket_frames
+# (an augmenting .pxd, like http1.pxd).
+
+cimport cython
+
+cdef frozenset DATA_OPCODES
+cdef frozenset CONTROL_OPCODES
+cdef frozenset SENDABLE_CLOSE_CODES
+cdef int OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG
+cdef int CLOSE_PROTOCOL_ERROR, CLOSE_INVALID_DATA, CLOSE_TOO_BIG
+cdef Py_ssize_t MAX_CONTROL_PAYLOAD
+cdef bint COMPILED
+
+cpdef bytes unmask(bytes payload, bytes mask)
+cpdef bytes unmask_at(data, Py_ssize_t start, Py_ssize_t size, bytes mask)
+@cython.locals(
+    out=bytes,
+    source="unsigned char *",
+    target="unsigned char *",
+    key_bytes="unsigned char *",
+    key="unsigned long long",
+    words=Py_ssize_t,
+    index=Py_ssize_t,
+)
+cdef bytes unmask_words(data, Py_ssize_t start, Py_ssize_t size, bytes mask8)
+cpdef bint sendable_close_code(int code)
+@cython.locals(first=int, size=Py_ssize_t)
+cpdef bytes build_frame(int opcode, bytes payload, bint fin=*, bint rsv1=*)
+@cython.locals(opcode=int)
+cpdef check_start(int first, int second)
+
+
+cdef class FrameReader:
+    cdef public Py_ssize_t max_size
+    cdef public object deflate
+    cdef public Py_ssize_t max_fragments
+    cdef public bytearray buffer
+    cdef public int message_opcode
+    cdef public bint message_compressed
+    cdef public list fragments
+    cdef public Py_ssize_t message_size
+    cdef public object decoder
+    cdef public bint closed
+
+    cpdef list feed(self, data)
+    @cython.locals(
+        buffer=bytearray,
+        position=Py_ssize_t,
+        available=Py_ssize_t,
+        first=int,
+        second=int,
+        length="unsigned long long",
+        mask_start=Py_ssize_t,
+        end=Py_ssize_t,
+        opcode=int,
+        mask=bytes,
+        payload=bytes,
+    )
+    cpdef parse(self, data, list events)
+    @cython.locals(opcode=int)
+    cpdef int check_header(self, int first, unsigned long long length) except -1
+    @cython.locals(fin=bint)
+    cpdef take_frame(self, int first, int opcode, bytes payload, list events)
+    cpdef bytes inflate(self, bytes payload, bint fin)
