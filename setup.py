@@ -1,8 +1,8 @@
 """Builds the Cython hot path; without Cython or a C compiler, installs pure Python.
 
 ``fastserve/protocols/http1.py`` is compiled into ``fastserve._speedups.http1``,
-``fastserve/protocols/websocket_frames.py`` into
-``fastserve._speedups.websocket_frames`` and ``fastserve/state.py`` into
+``fastserve/protocols/websocket_frames.py`` and ``websocket.py`` into
+``fastserve._speedups.websocket_frames`` and ``.websocket``, ``fastserve/state.py`` into
 ``fastserve._speedups.state``, with the C types declared in
 ``fastserve/_speedups/*.pxd``. Set
 ``FASTSERVE_NO_EXTENSIONS=1`` to skip the build.
@@ -18,6 +18,7 @@ COMPILED = [
     ("fastserve._speedups.state", "fastserve/state.py"),
     ("fastserve._speedups.http1", "fastserve/protocols/http1.py"),
     ("fastserve._speedups.websocket_frames", "fastserve/protocols/websocket_frames.py"),
+    ("fastserve._speedups.websocket", "fastserve/protocols/websocket.py"),
 ]
 
 

@@ -18,7 +18,7 @@ from starlette.routing import WebSocketRoute
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.conftest import _unread, closed_after, read_response, recv_until, run_server, wait_for
+from tests.conftest import _unread, client_context, closed_after, read_response, recv_until, run_server, wait_for
 from tests.test_websocket_frames import client_frame
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -204,6 +204,29 @@ def test_the_scope(serve_ws):
     assert (b"sec-websocket-version", b"13") in scope["headers"]
     assert scope["extensions"] == {"websocket.http.response": {}}
     assert scope["asgi"]["version"] == "3.0" and isinstance(scope["state"], dict)
+
+
+def test_wss_over_tls(serve_ws, ca, server_files):
+    schemes = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        schemes.append((scope["scheme"], "tls" in scope["extensions"]))
+        await echo(scope, receive, send)
+
+    options = {"ssl_certfile": server_files["certfile"], "ssl_keyfile": server_files["keyfile"]}
+    with serve_ws(app, **options) as server:
+
+        async def main() -> None:
+            async with connect(f"wss://127.0.0.1:{server.port}/", ssl=client_context(ca), max_size=None) as client:
+                await client.send("secret")
+                assert await client.recv() == "secret"
+                big = os.urandom(1 << 20)
+                await client.send(big)
+                assert await client.recv() == big
+
+        run(main())
+    assert schemes == [("wss", True)]
+    assert EVENTS == [{"type": "websocket.disconnect", "code": 1000, "reason": ""}]
 
 
 def test_wss_scheme_from_a_trusted_proxy(serve_ws):

@@ -193,3 +193,22 @@ def test_short_differential_run_against_the_websockets_library():
     from tests.fuzz.websocket_differential import fuzz
 
     assert fuzz(seed=20261202, count=3000) is None
+
+
+def test_large_payload_is_read_into_its_own_buffer():
+    """A large frame's payload goes straight into the message's buffer (payload_view), wherever reads end."""
+    data = bytes(range(256)) * 800
+    frame = client_frame(Opcode.BINARY, data) + client_frame(Opcode.TEXT, b"next")
+    reader = FrameReader(max_size=1 << 20)
+    assert reader.feed(frame[:1000]) == []
+    rest = frame[1000:]
+    events = []
+    while reader.payload_view() is not None:
+        view = reader.payload_view()
+        size = min(len(view), 65536)
+        view[:size] = rest[:size]
+        view.release()
+        rest = rest[size:]
+        events += reader.payload_received(size)
+    events += reader.feed(rest)
+    assert events == [("bytes", data), ("text", "next")]

@@ -10,12 +10,12 @@ cdef frozenset SENDABLE_CLOSE_CODES
 cdef int OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG
 cdef int CLOSE_PROTOCOL_ERROR, CLOSE_INVALID_DATA, CLOSE_TOO_BIG
 cdef Py_ssize_t MAX_CONTROL_PAYLOAD
+cdef Py_ssize_t LARGE_PAYLOAD
 cdef bint COMPILED
 
 cpdef bytes unmask(bytes payload, bytes mask)
 cpdef bytes unmask_at(data, Py_ssize_t start, Py_ssize_t size, bytes mask)
 @cython.locals(
-    out=bytes,
     source="unsigned char *",
     target="unsigned char *",
     key_bytes="unsigned char *",
@@ -23,10 +23,12 @@ cpdef bytes unmask_at(data, Py_ssize_t start, Py_ssize_t size, bytes mask)
     words=Py_ssize_t,
     index=Py_ssize_t,
 )
-cdef bytes unmask_words(data, Py_ssize_t start, Py_ssize_t size, bytes mask8)
+cdef unmask_words(data, Py_ssize_t start, Py_ssize_t size, bytes mask8, out)
+cpdef unmask_in_place(bytearray payload, bytes mask)
 cpdef bint sendable_close_code(int code)
-@cython.locals(first=int, size=Py_ssize_t)
 cpdef bytes build_frame(int opcode, bytes payload, bint fin=*, bint rsv1=*)
+@cython.locals(first=int)
+cpdef bytes frame_header(int opcode, Py_ssize_t size, bint fin=*, bint rsv1=*)
 @cython.locals(opcode=int)
 cpdef check_start(int first, int second)
 
@@ -42,8 +44,18 @@ cdef class FrameReader:
     cdef public Py_ssize_t message_size
     cdef public object decoder
     cdef public bint closed
+    cdef public bytearray large
+    cdef public Py_ssize_t large_filled
+    cdef public int large_first
+    cdef public int large_opcode
+    cdef public bytes large_mask
 
     cpdef list feed(self, data)
+    cpdef payload_view(self)
+    cpdef list payload_received(self, Py_ssize_t size)
+    @cython.locals(large=bytearray, wanted=Py_ssize_t, taken=Py_ssize_t)
+    cpdef fill_large(self, data, list events)
+    cpdef finish_large(self, list events)
     @cython.locals(
         buffer=bytearray,
         position=Py_ssize_t,
@@ -55,11 +67,10 @@ cdef class FrameReader:
         end=Py_ssize_t,
         opcode=int,
         mask=bytes,
-        payload=bytes,
     )
     cpdef parse(self, data, list events)
     @cython.locals(opcode=int)
     cpdef int check_header(self, int first, unsigned long long length) except -1
     @cython.locals(fin=bint)
-    cpdef take_frame(self, int first, int opcode, bytes payload, list events)
-    cpdef bytes inflate(self, bytes payload, bint fin)
+    cpdef take_frame(self, int first, int opcode, payload, list events)
+    cpdef bytes inflate(self, payload, bint fin)

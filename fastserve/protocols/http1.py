@@ -43,7 +43,7 @@ from fastserve.asgi import (
 )
 from fastserve.errors import ASGIMessageError, ClientDisconnected, PipelineFull, ProtocolSwitch, RequestError
 from fastserve.protocols.h11_parser import ExtensionMethodParser, H11Parser, request_start
-from fastserve.protocols.websocket import WebSocketProtocol, websocket_scope
+from fastserve.protocols.websocket import websocket_scope
 from fastserve.protocols.websocket_handshake import HandshakeError, check_handshake, is_websocket_upgrade
 from fastserve.proxy import FORWARDING_HEADER_NAMES
 from fastserve.sendfile import file_size, send_file
@@ -704,7 +704,7 @@ class HTTP1Protocol:
         self.closed = True  # this protocol is done with the connection
         self.deadline = 0.0
         self.state.connections.discard(self)
-        protocol = WebSocketProtocol(self.state, scope, handshake, self.client_label)
+        protocol = self.state.websocket.protocol(self.state, scope, handshake, self.client_label)
         transport = self.transport
         transport.set_protocol(protocol)
         protocol.start(transport, self.read_paused, rest)

@@ -1,5 +1,8 @@
 """The WebSocket connection protocol, and the ASGI WebSocket spec (2.5) on it.
 
+Compiled by Cython like ``http1.py`` (``fastserve._speedups.websocket``, typed
+by ``fastserve/_speedups/websocket.pxd``); it runs as it is without a compiler.
+
 The HTTP/1.1 protocol checks the handshake and hands the connection over
 (``HTTP1Protocol.switch_to_websocket``); from then on ``WebSocketProtocol``
 owns the transport. What differs between the engines is only the reader of
@@ -28,7 +31,13 @@ from fastserve.access_log import RequestRecord, request_target
 from fastserve.asgi import body_bytes, check_header_value, header_key, header_pair, validate_status
 from fastserve.errors import ASGIMessageError, ClientDisconnected
 from fastserve.protocols import websocket_deflate
-from fastserve.protocols.websocket_codec import FrameReader, build_frame, close_payload
+from fastserve.protocols.websocket_codec import (
+    FrameReader,
+    build_frame,
+    close_payload,
+    connection_protocol,
+    frame_header,
+)
 from fastserve.protocols.websocket_frames import (
     CLOSE_ABNORMAL,
     CLOSE_INTERNAL_ERROR,
@@ -49,6 +58,8 @@ access_logger = logging.getLogger("fastserve.access")
 
 # How long the server waits for the peer's close frame after sending its own.
 CLOSE_TIMEOUT = 10.0
+# A message this big goes out as header and payload in one writev, not copied into one bytes.
+ZERO_COPY_MESSAGE = 16 * 1024
 TASK_NAME = "fastserve.websocket"
 DENIAL_EXTENSION = "websocket.http.response"
 
@@ -78,6 +89,8 @@ class WebSocketSettings:
         self.ping_interval = ping_interval or 0.0
         self.ping_timeout = ping_timeout or 0.0
         self.per_message_deflate = per_message_deflate
+        # The compiled WebSocketProtocol when it was built (see websocket_codec).
+        self.protocol = connection_protocol()
 
     def reader(self, deflate: websocket_deflate.PerMessageDeflate | None) -> Any:
         if self.engine == "wsproto":
@@ -100,7 +113,7 @@ def websocket_scope(scope: dict[str, Any], handshake: Handshake, tls: dict[str, 
     return scope
 
 
-class WebSocketProtocol(asyncio.Protocol):
+class WebSocketProtocol:
     """One WebSocket connection, from the handshake request to the close."""
 
     def __init__(self, state: Any, scope: dict[str, Any], handshake: Handshake, client_label: str) -> None:
@@ -134,6 +147,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self.started_at = perf_counter()
         self.denial_head: list[bytes] | None = None
         self.denial_chunked = False
+        # Whether the buffer get_buffer handed out is a large payload's.
+        self.reading_payload = False
 
     # Set up by the HTTP/1.1 protocol ------------------------------------
 
@@ -162,9 +177,38 @@ class WebSocketProtocol(asyncio.Protocol):
         try:
             events = self.reader.feed(data)
         except Exception:  # a fault of ours, not the client's
-            error_logger.exception("Exception while reading WebSocket frames from %s", self.client_label)
-            self.fail(CLOSE_INTERNAL_ERROR, "")
+            self.reader_failed()
             return
+        self.take_events(events)
+
+    def reader_failed(self) -> None:
+        error_logger.exception("Exception while reading WebSocket frames from %s", self.client_label)
+        self.fail(CLOSE_INTERNAL_ERROR, "")
+
+    # asyncio.BufferedProtocol, which uvloop prefers: small reads go to the
+    # server's shared receive buffer, and the rest of a large frame's payload
+    # straight into the buffer the message is made of (see FrameReader.payload_view).
+
+    def get_buffer(self, sizehint: int) -> Any:
+        view = self.reader.payload_view()
+        self.reading_payload = view is not None
+        return self.state.receive_buffer if view is None else view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if not self.reading_payload:
+            self.data_received(self.state.receive_buffer[:nbytes])
+            return
+        if self.closed or self.phase == CLOSED:
+            return
+        try:
+            events = self.reader.payload_received(nbytes)
+        except Exception:
+            self.reader_failed()
+            return
+        self.take_events(events)
+
+    def take_events(self, events: list[Any]) -> None:
+        """Act on what the client's frames said."""
         for event in events:
             kind = event[0]
             if kind == "text":
@@ -442,9 +486,14 @@ class WebSocketProtocol(asyncio.Protocol):
             raise ASGIMessageError("'websocket.send' needs exactly one of 'text' (str) and 'bytes'")
         deflate = self.deflate
         if deflate is not None:
-            self.write(build_frame(opcode, deflate.deflate(payload), rsv1=True))
+            payload = deflate.deflate(payload)
+        header = frame_header(opcode, len(payload), True, deflate is not None)
+        if self.closed:
+            return
+        if len(payload) >= ZERO_COPY_MESSAGE:
+            self.transport.writelines([header, payload])
         else:
-            self.write(build_frame(opcode, payload))
+            self.transport.write(header + payload)
 
     # The handshake's answer -------------------------------------------------
 

@@ -1,7 +1,7 @@
-"""The WebSocket frame codec in use: the compiled twin of ``websocket_frames`` when it was built, else the Python one.
+"""The WebSocket twins in use: compiled ``websocket_frames`` and ``websocket`` when built, else the Python ones.
 
 Chosen the way ``fastserve.protocols`` chooses the HTTP/1.1 protocol
-(``FASTSERVE_NO_EXTENSIONS=1`` forces the Python one).
+(``FASTSERVE_NO_EXTENSIONS=1`` forces the Python ones).
 """
 
 from __future__ import annotations
@@ -24,6 +24,21 @@ def _load_compiled() -> object | None:
 frames = _load_compiled() or python_frames
 FrameReader = frames.FrameReader
 build_frame = frames.build_frame
+frame_header = frames.frame_header
 close_payload = frames.close_payload
 unmask = frames.unmask
 IMPLEMENTATION = "python" if frames is python_frames else "cython"
+
+
+def connection_protocol() -> type:
+    """The WebSocketProtocol class of the build in use (imported late: websocket imports this module)."""
+    if IMPLEMENTATION == "cython":
+        try:
+            from fastserve._speedups.websocket import WebSocketProtocol
+        except ImportError:  # (a partial build: the frames compiled, the protocol not)
+            pass
+        else:
+            return WebSocketProtocol
+    from fastserve.protocols.websocket import WebSocketProtocol
+
+    return WebSocketProtocol

@@ -48,10 +48,10 @@ class PerMessageDeflate:
         if inflater is None:
             # A window of 32 KiB reads what any smaller window made.
             inflater = self.inflater = zlib.decompressobj(wbits=-MAX_WINDOW_BITS)
-        if fin:
-            payload += MESSAGE_TAIL
         try:
             data = inflater.decompress(payload, limit + 1)
+            if fin and len(data) <= limit and not inflater.unconsumed_tail:
+                data += inflater.decompress(MESSAGE_TAIL, limit + 1 - len(data))
         except zlib.error as exc:
             raise ValueError(f"invalid compressed data: {exc}") from None
         if len(data) > limit or inflater.unconsumed_tail:

@@ -55,6 +55,10 @@ MAX_CLOSE_REASON = MAX_CONTROL_PAYLOAD - 2
 # Fragments an unfinished message may hold: empty fragments cost the server
 # work without counting against the size limit.
 DEFAULT_MAX_FRAGMENTS = 4096
+# A frame whose payload is at least this big and has not all come is read
+# straight into a buffer of its size (see FrameReader.payload_view), not
+# gathered read by read.
+LARGE_PAYLOAD = 64 * 1024
 
 
 class WebSocketError(Exception):
@@ -76,18 +80,28 @@ def unmask_at(data, start, size, mask):
     if not size:
         return b""
     if COMPILED and size > 1:
-        return unmask_words(data, start, size, mask + mask)
+        out = bytes(size)  # (a new object, written before anyone sees it)
+        unmask_words(data, start, size, mask + mask, out)
+        return out
     key = (mask * (size // 4 + 1))[:size]
     payload = data[start : start + size]
     return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(size, "little")
 
 
-def unmask_words(data, start, size, mask8):
-    """(Compiled only: C pointers.) The bytes of unmask_at, eight at a time (``mask8`` is the mask twice).
+def unmask_in_place(payload, mask):
+    """A bytearray's bytes XOR ``mask``: in place when compiled (returning it), else as new bytes."""
+    if COMPILED:
+        unmask_words(payload, 0, len(payload), mask + mask, payload)
+        return payload
+    return unmask(bytes(payload), mask)
+
+
+def unmask_words(data, start, size, mask8, out):
+    """(Compiled only: C pointers.) ``out`` = unmask_at's bytes, eight at a time (``mask8`` is the mask twice).
 
     x86-64 and arm64 load unaligned words; the mask is read once as a word.
+    ``out`` may be ``data`` itself (with ``start`` 0).
     """
-    out = bytes(size)  # (a new object, written before anyone sees it)
     source = data
     source += start
     target = out
@@ -100,7 +114,6 @@ def unmask_words(data, start, size, mask8):
         )
     for index in range(words * 8, size):
         target[index] = source[index] ^ key_bytes[index % 4]
-    return out
 
 
 def parse_close(payload):
@@ -135,15 +148,17 @@ def close_payload(code, reason=""):
 
 def build_frame(opcode, payload, fin=True, rsv1=False):
     """A server frame (never masked) carrying ``payload``."""
+    return frame_header(opcode, len(payload), fin, rsv1) + payload
+
+
+def frame_header(opcode, size, fin=True, rsv1=False):
+    """The header of a server frame of ``size`` payload bytes."""
     first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
-    size = len(payload)
     if size < 126:
-        header = struct.pack("!BB", first, size)
-    elif size < 1 << 16:
-        header = struct.pack("!BBH", first, 126, size)
-    else:
-        header = struct.pack("!BBQ", first, 127, size)
-    return header + payload
+        return struct.pack("!BB", first, size)
+    if size < 1 << 16:
+        return struct.pack("!BBH", first, 126, size)
+    return struct.pack("!BBQ", first, 127, size)
 
 
 def check_start(first, second):
@@ -180,18 +195,63 @@ class FrameReader:
         self.message_size = 0
         self.decoder = None
         self.closed = False
+        # A large frame's payload being read into its own buffer (see LARGE_PAYLOAD):
+        # the buffer, how much of it has come, the frame's first byte, opcode and mask.
+        self.large = None
+        self.large_filled = 0
+        self.large_first = 0
+        self.large_opcode = 0
+        self.large_mask = b""
 
     def feed(self, data):
         events = []
         if self.closed:
             return events  # (after a close frame nothing more is read, RFC 6455 5.5.1)
         try:
-            self.parse(data, events)
+            if self.large is not None:
+                data = self.fill_large(data, events)
+            if data:
+                self.parse(data, events)
         except WebSocketError as exc:
             self.closed = True
             self.buffer = bytearray()
+            self.large = None
             events.append(("error", exc.code, exc.reason))
         return events
+
+    def payload_view(self):
+        """Where the next read may go: the rest of a large payload's buffer (None when there is none)."""
+        if self.large is None:
+            return None
+        return memoryview(self.large)[self.large_filled :]
+
+    def payload_received(self, size):
+        """``size`` bytes were read into ``payload_view()``: the events they complete."""
+        events = []
+        self.large_filled += size
+        if self.large_filled == len(self.large):
+            try:
+                self.finish_large(events)
+            except WebSocketError as exc:
+                self.closed = True
+                events.append(("error", exc.code, exc.reason))
+        return events
+
+    def fill_large(self, data, events):
+        """Copy the large payload's next bytes from ``data``; returns what is left of ``data``."""
+        large = self.large
+        wanted = len(large) - self.large_filled
+        taken = min(wanted, len(data))
+        large[self.large_filled : self.large_filled + taken] = data[:taken]
+        self.large_filled += taken
+        if taken == wanted:
+            self.finish_large(events)
+        return data[taken:]
+
+    def finish_large(self, events):
+        payload = unmask_in_place(self.large, self.large_mask)
+        self.large = None
+        self.take_frame(self.large_first, self.large_opcode, payload, events)
 
     def parse(self, data, events):
         """Add to ``events`` what ``data`` completes."""
@@ -219,6 +279,15 @@ class FrameReader:
             opcode = self.check_header(first, length)
             end = mask_start + 4 + length
             if available < end:
+                if length >= LARGE_PAYLOAD and available >= mask_start + 4:
+                    # The rest of this payload goes straight into a buffer of its size.
+                    self.large = bytearray(length)
+                    self.large[: available - mask_start - 4] = buffer[mask_start + 4 : available]
+                    self.large_filled = available - mask_start - 4
+                    self.large_first = first
+                    self.large_opcode = opcode
+                    self.large_mask = bytes(buffer[mask_start : mask_start + 4])
+                    position = available
                 break
             mask = bytes(buffer[mask_start : mask_start + 4])
             payload = unmask_at(buffer, mask_start + 4, end - mask_start - 4, mask)
