@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -200,3 +201,26 @@ class ASGI2Adapter:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         instance = self.app(scope)
         await instance(receive, send)
+
+
+def error_response(status: int, default_headers: bytes, extra_lines: bytes = b"", with_body: bool = True) -> bytes:
+    """A short plain-text answer the server writes itself (then it closes the connection).
+
+    Its body is the status phrase (see error_body_size); a HEAD request's answer has none.
+    """
+    phrase = HTTPStatus(status).phrase.encode("ascii")
+    return b"".join(
+        (
+            b"HTTP/1.1 %d %s\r\n" % (status, phrase),
+            default_headers,
+            b"content-type: text/plain; charset=utf-8\r\n",
+            b"content-length: %d\r\n" % len(phrase),
+            extra_lines,
+            b"connection: close\r\n\r\n",
+            phrase if with_body else b"",
+        )
+    )
+
+
+def error_body_size(status: int) -> int:
+    return len(HTTPStatus(status).phrase)

@@ -641,8 +641,23 @@ def test_client_that_does_not_read_makes_send_wait(serve_ws):
         wait_for(lambda: server.state.connections == set())
 
 
-def test_shutdown_closes_open_websockets_with_1012():
-    with run_server(echo) as server:
+def test_shutdown_closes_open_websockets_with_1012_and_refuses_pending_handshakes():
+    late_accepts = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/pending":
+            await receive()
+            await asyncio.sleep(0.5)  # (still deciding when the server shuts down)
+            try:
+                await send({"type": "websocket.accept"})
+            except OSError as exc:
+                late_accepts.append(exc)
+            return
+        await echo(scope, receive, send)
+
+    with run_server(app) as server:
+        pending = server.connect()
+        pending.sendall(handshake_request("/pending"))
         sock = open_raw(server)
         sock.sendall(client_frame(OP_TEXT, b"hi"))
         assert read_frame(sock) == (OP_TEXT, b"hi")
@@ -651,8 +666,10 @@ def test_shutdown_closes_open_websockets_with_1012():
         assert (opcode, close_code(payload)) == (OP_CLOSE, 1012)
         sock.sendall(client_frame(OP_CLOSE, payload[:2]))
         assert closed_after(sock)[0] == b""
+        assert read_response(pending)[0] == 500
         server.thread.join(10)
     assert EVENTS == [{"type": "websocket.disconnect", "code": 1012, "reason": ""}]
+    assert len(late_accepts) == 1
 
 
 # Frameworks -----------------------------------------------------------------------------

@@ -32,6 +32,8 @@ from fastserve.asgi import (
     check_header_value,
     decode_path,
     early_hint_line,
+    error_body_size,
+    error_response,
     escape_for_log,
     header_key,
     header_pair,
@@ -1085,28 +1087,17 @@ class HTTP1Protocol:
         """
         if self.closed:
             return
-        phrase = HTTPStatus(status).phrase.encode("ascii")
         self.write(
-            b"".join(
-                (
-                    status_line(status),
-                    self.state.default_headers,
-                    b"content-type: text/plain; charset=utf-8\r\n",
-                    b"content-length: %d\r\n" % len(phrase),
-                    self.error_lines,
-                    b"connection: close\r\n\r\n",
-                    b"" if cycle is not None and cycle.is_head else phrase,
-                )
-            )
+            error_response(status, self.state.default_headers, self.error_lines, cycle is None or not cycle.is_head)
         )
         self.close()
         if self.state.access_log:
             if cycle is None:
-                self.log_unparsed(status, len(phrase))
+                self.log_unparsed(status, error_body_size(status))
             else:
                 cycle.status = status
                 cycle.response_headers = None
-                cycle.bytes_sent = len(phrase)
+                cycle.bytes_sent = error_body_size(status)
                 cycle.log_access()
 
     def log_unparsed(self, status, size):

@@ -28,7 +28,15 @@ from time import perf_counter
 from typing import Any
 
 from fastserve.access_log import RequestRecord, request_target
-from fastserve.asgi import body_bytes, check_header_value, header_key, header_pair, validate_status
+from fastserve.asgi import (
+    body_bytes,
+    check_header_value,
+    error_body_size,
+    error_response,
+    header_key,
+    header_pair,
+    validate_status,
+)
 from fastserve.errors import ASGIMessageError, ClientDisconnected
 from fastserve.protocols import websocket_deflate
 from fastserve.protocols.websocket_codec import (
@@ -530,13 +538,9 @@ class WebSocketProtocol:
 
     def refuse_handshake(self, status: int) -> None:
         """Answer the handshake with a short HTTP error (403 when the app closed before accepting)."""
-        phrase = HTTPStatus(status).phrase.encode("ascii")
-        self.write(
-            b"HTTP/1.1 %d %s\r\n%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
-            b"connection: close\r\n\r\n%s" % (status, phrase, self.state.default_headers, len(phrase), phrase)
-        )
+        self.write(error_response(status, self.state.default_headers))
         self.status = status
-        self.bytes_sent = len(phrase)
+        self.bytes_sent = error_body_size(status)
         self.log_access()
         self.finish(CLOSE_ABNORMAL, "")
 
