@@ -212,3 +212,17 @@ def test_large_payload_is_read_into_its_own_buffer():
         events += reader.payload_received(size)
     events += reader.feed(rest)
     assert events == [("bytes", data), ("text", "next")]
+
+
+def test_a_reused_payload_buffer_never_changes_a_message_already_given():
+    """Consecutive large frames of one size share a buffer; what the first gave out stays as it was."""
+    first, second = bytes(range(256)) * 400, b"x" * 102400
+    unfinished = bytes(reversed(range(256))) * 400
+    stream = (
+        client_frame(Opcode.BINARY, first)
+        + client_frame(Opcode.TEXT, second)
+        + client_frame(Opcode.BINARY, unfinished, fin=False)  # kept among its fragments: not reused
+        + client_frame(Opcode.CONT, first)
+    )
+    events = feed_in_pieces(FrameReader(max_size=1 << 20), stream, 65536)
+    assert events == [("bytes", first), ("text", second.decode()), ("bytes", unfinished + first)]

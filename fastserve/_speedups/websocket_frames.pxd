@@ -11,6 +11,7 @@ cdef int OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG
 cdef int CLOSE_PROTOCOL_ERROR, CLOSE_INVALID_DATA, CLOSE_TOO_BIG
 cdef Py_ssize_t MAX_CONTROL_PAYLOAD
 cdef Py_ssize_t LARGE_PAYLOAD
+cdef Py_ssize_t MAX_SPARE_PAYLOAD
 cdef bint COMPILED
 
 cpdef bytes unmask(bytes payload, bytes mask)
@@ -49,12 +50,15 @@ cdef class FrameReader:
     cdef public int large_first
     cdef public int large_opcode
     cdef public bytes large_mask
+    cdef public list spare
 
     cpdef list feed(self, data)
     cpdef payload_view(self)
     cpdef list payload_received(self, Py_ssize_t size)
     @cython.locals(large=bytearray, wanted=Py_ssize_t, taken=Py_ssize_t)
     cpdef fill_large(self, data, list events)
+    cpdef bytearray payload_buffer(self, Py_ssize_t length)
+    @cython.locals(large=bytearray, kept=bint)
     cpdef finish_large(self, list events)
     @cython.locals(
         buffer=bytearray,

@@ -99,13 +99,15 @@ class WebSocketSettings:
         self.per_message_deflate = per_message_deflate
         # The compiled WebSocketProtocol when it was built (see websocket_codec).
         self.protocol = connection_protocol()
+        # A large payload's buffer kept for reuse by this server's readers (see FrameReader).
+        self.spare_payload: list[Any] = [None]
 
     def reader(self, deflate: websocket_deflate.PerMessageDeflate | None) -> Any:
         if self.engine == "wsproto":
             from fastserve.protocols.websocket_wsproto import WsprotoReader
 
             return WsprotoReader(self.max_size, deflate)
-        return FrameReader(self.max_size, deflate)
+        return FrameReader(self.max_size, deflate, spare=self.spare_payload)
 
 
 def websocket_scope(scope: dict[str, Any], handshake: Handshake, tls: dict[str, Any] | None) -> dict[str, Any]:

@@ -59,6 +59,8 @@ DEFAULT_MAX_FRAGMENTS = 4096
 # straight into a buffer of its size (see FrameReader.payload_view), not
 # gathered read by read.
 LARGE_PAYLOAD = 64 * 1024
+# The largest payload buffer kept for reuse (see FrameReader.finish_large).
+MAX_SPARE_PAYLOAD = 16 * 1024 * 1024
 
 
 class WebSocketError(Exception):
@@ -182,8 +184,12 @@ class FrameReader:
     each frame header before the payload is kept.
     """
 
-    def __init__(self, max_size, deflate=None, max_fragments=DEFAULT_MAX_FRAGMENTS):
+    def __init__(self, max_size, deflate=None, max_fragments=DEFAULT_MAX_FRAGMENTS, spare=None):
         self.max_size = max_size
+        # A one-slot list the readers of one server share (one event loop: no locking): a
+        # large payload's buffer, kept for the next large frame of the same size, so that
+        # a stream of big messages does not allocate (and zero) a buffer for each.
+        self.spare = [None] if spare is None else spare
         # The connection's websocket_deflate.PerMessageDeflate, if negotiated.
         self.deflate = deflate
         self.max_fragments = max_fragments
@@ -248,10 +254,24 @@ class FrameReader:
             self.finish_large(events)
         return data[taken:]
 
+    def payload_buffer(self, length):
+        spare = self.spare[0]
+        if spare is not None and len(spare) == length:
+            self.spare[0] = None
+            return spare
+        return bytearray(length)
+
     def finish_large(self, events):
-        payload = unmask_in_place(self.large, self.large_mask)
+        large = self.large
+        payload = unmask_in_place(large, self.large_mask)
         self.large = None
         self.take_frame(self.large_first, self.large_opcode, payload, events)
+        # The buffer is free once nothing holds it: text was decoded from it, a
+        # compressed payload inflated, a whole binary message joined into bytes.
+        # Only an unfinished binary message keeps it among its fragments.
+        kept = payload is large and self.message_opcode == OP_BINARY and not self.message_compressed
+        if not kept and len(large) <= MAX_SPARE_PAYLOAD:
+            self.spare[0] = large
 
     def parse(self, data, events):
         """Add to ``events`` what ``data`` completes."""
@@ -281,7 +301,7 @@ class FrameReader:
             if available < end:
                 if length >= LARGE_PAYLOAD and available >= mask_start + 4:
                     # The rest of this payload goes straight into a buffer of its size.
-                    self.large = bytearray(length)
+                    self.large = self.payload_buffer(length)
                     self.large[: available - mask_start - 4] = buffer[mask_start + 4 : available]
                     self.large_filled = available - mask_start - 4
                     self.large_first = first
