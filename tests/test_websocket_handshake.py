@@ -8,7 +8,7 @@ from fastserve.protocols.websocket_handshake import (
     HandshakeError,
     accept_key,
     check_handshake,
-    is_websocket_upgrade,
+    names_websocket,
 )
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
@@ -38,8 +38,8 @@ def test_the_rfc_example_key_and_a_valid_handshake():
     assert handshake.key == KEY
     assert handshake.subprotocols == ["chat", "superchat", "v2.json"]
     assert handshake.extensions == [b"permessage-deflate; client_max_window_bits"]
-    assert is_websocket_upgrade(VALID)
-    assert not is_websocket_upgrade(replaced(b"upgrade", b"h2c"))
+    assert names_websocket(dict(VALID)[b"upgrade"])
+    assert not names_websocket(dict(replaced(b"upgrade", b"h2c"))[b"upgrade"])
 
 
 @pytest.mark.parametrize(

@@ -46,7 +46,7 @@ from fastserve.asgi import (
 from fastserve.errors import ASGIMessageError, ClientDisconnected, PipelineFull, ProtocolSwitch, RequestError
 from fastserve.protocols.h11_parser import ExtensionMethodParser, H11Parser, request_start
 from fastserve.protocols.websocket import websocket_scope
-from fastserve.protocols.websocket_handshake import HandshakeError, check_handshake, is_websocket_upgrade
+from fastserve.protocols.websocket_handshake import HandshakeError, check_handshake, names_websocket
 from fastserve.proxy import FORWARDING_HEADER_NAMES
 from fastserve.sendfile import file_size, send_file
 from fastserve.sockets import socket_address
@@ -627,7 +627,7 @@ class HTTP1Protocol:
                 if token.strip() == b"trailers":
                     self.te_trailers = True
         elif name == b"upgrade":
-            if is_websocket_upgrade([(name, value)]):
+            if names_websocket(value):
                 self.websocket_upgrade = True
         elif self.trusted_proxy and name in FORWARDING_HEADER_NAMES:
             if self.forwarding is None:

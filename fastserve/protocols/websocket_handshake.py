@@ -54,11 +54,9 @@ def tokens(values: Iterable[bytes]) -> list[bytes]:
     return items
 
 
-def is_websocket_upgrade(headers: list[tuple[bytes, bytes]]) -> bool:
-    """Whether the request asks to switch to WebSocket (Upgrade: websocket), valid or not."""
-    return any(
-        name == b"upgrade" and b"websocket" in (item.lower() for item in tokens([value])) for name, value in headers
-    )
+def names_websocket(upgrade: bytes) -> bool:
+    """Whether an Upgrade field's value asks to switch to WebSocket (the handshake may still be invalid)."""
+    return any(item.lower() == b"websocket" for item in tokens([upgrade]))
 
 
 def check_handshake(method: str, http_version: str, headers: list[tuple[bytes, bytes]]) -> Handshake:
