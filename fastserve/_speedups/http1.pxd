@@ -23,6 +23,7 @@ cdef dict RESPONSE_EXTENSIONS_11
 cdef bytes LAST_CHUNK
 cdef tuple NO_FRAMING
 cdef str TASK_NAME
+cdef bint EAGER_TASKS
 cdef int FRAGMENT_BYTE
 cdef int ESCAPE_BYTE
 cdef frozenset FORWARDING_HEADER_NAMES
@@ -99,8 +100,10 @@ cdef class HTTP1Protocol:
     cdef public bytes error_lines
     cdef public bint websocket_upgrade
 
-    @cython.locals(continuing=RequestCycle, body_left=Py_ssize_t, in_head=bint, begun=Py_ssize_t)
+    @cython.locals(cycle=RequestCycle)
     cpdef feed(self, data)
+    @cython.locals(continuing=RequestCycle, body_left=Py_ssize_t, in_head=bint, begun=Py_ssize_t)
+    cpdef parse(self, data)
     cpdef Py_ssize_t head_bytes_begun(
         self, data, RequestCycle continuing, Py_ssize_t body_left, bint in_head, Py_ssize_t begun
     )
@@ -115,7 +118,7 @@ cdef class HTTP1Protocol:
     cpdef pause_reading(self)
     cpdef maybe_resume_reading(self)
     @cython.locals(state=ServerState)
-    cpdef start_cycle(self, RequestCycle cycle)
+    cpdef start_cycle(self, RequestCycle cycle, bint eager)
     cpdef cycle_done(self, RequestCycle cycle)
     cpdef on_parse_error(self, exc, data=*)
     cpdef protocol_switch(self, bytes rest)

@@ -16,6 +16,7 @@ both parsers are held to it.
 import asyncio
 import logging
 import os
+import sys
 from asyncio import Task
 from collections import deque
 from http import HTTPStatus
@@ -106,6 +107,8 @@ RESPONSE_EXTENSIONS_10 = {"http.response.trailers": {}, "http.response.pathsend"
 RESPONSE_EXTENSIONS_11 = {**RESPONSE_EXTENSIONS_10, "http.response.early_hint": {}}
 ASGI_VERSION = asgi_version()  # copied into every scope
 TASK_NAME = "fastserve.request"
+# Tasks that take their first step at once (Python 3.12+; see start_cycle).
+EAGER_TASKS = sys.version_info >= (3, 12)
 FRAGMENT_BYTE = ord("#")
 ESCAPE_BYTE = ord("%")
 NO_BODY_STATUSES = frozenset({204, 304})
@@ -349,7 +352,17 @@ class HTTP1Protocol:
         self.feed(self.state.receive_buffer[:nbytes])
 
     def feed(self, data):
-        """Parse received bytes (a bytes object or a view of the receive buffer)."""
+        """Parse received bytes (a bytes object or a view of the receive buffer), then start the app.
+
+        The app of a request parsed in this read starts once the parser is
+        done with the read (see start_cycle): its body, if it came along, is in.
+        """
+        self.parse(data)
+        cycle = self.cycle
+        if cycle is not None and cycle.task is None and not cycle.running and not cycle.complete:
+            self.start_cycle(cycle, True)
+
+    def parse(self, data):
         parser = self.parser
         if parser is None:
             if self.upgrade_to is not None:
@@ -664,8 +677,7 @@ class HTTP1Protocol:
         )
         self.parsing = cycle
         if self.cycle is None:
-            self.cycle = cycle
-            self.start_cycle(cycle)
+            self.cycle = cycle  # started when the read is parsed (see feed)
         else:
             self.pipeline.append(cycle)
             if len(self.pipeline) >= MAX_PIPELINED:
@@ -864,7 +876,13 @@ class HTTP1Protocol:
 
     # Request cycles -----------------------------------------------------
 
-    def start_cycle(self, cycle):
+    def start_cycle(self, cycle, eager):
+        """Run the app for ``cycle`` in a Task; with ``eager``, its first step now (where the loop allows).
+
+        A pipelined request's Task (started from the response before it, see
+        cycle_done) waits for the loop: started at once, a batch of requests
+        whose apps never wait would nest one inside another.
+        """
         state = self.state
         if state.access_format is not None:
             cycle.started_at = perf_counter()
@@ -883,12 +901,19 @@ class HTTP1Protocol:
         coro = cycle.run(state.app)
         context = state.context.copy()
         loop = state.loop
-        if self.plain_tasks:
-            # Named here: a Task without a name formats "Task-<n>" for every request.
-            cycle.task = Task(coro, loop=loop, context=context, name=TASK_NAME)
+        if not self.plain_tasks:
+            task = loop.create_task(coro, context=context)
+        elif eager and EAGER_TASKS:
+            # The app's first step runs now, not on the loop's next iteration:
+            # an app that does not wait has answered when the Task returns.
+            # (Named here: a Task without a name formats "Task-<n>" for every request.)
+            task = Task(coro, loop=loop, context=context, name=TASK_NAME, eager_start=True)
+            if task.done():
+                return
         else:
-            cycle.task = loop.create_task(coro, context=context)
-        state.tasks.add(cycle.task)
+            task = Task(coro, loop=loop, context=context, name=TASK_NAME)
+        cycle.task = task
+        state.tasks.add(task)
 
     def cycle_done(self, cycle):
         """The response of ``cycle`` is complete: go on with the connection."""
@@ -905,7 +930,7 @@ class HTTP1Protocol:
         if self.pipeline:
             cycle = self.pipeline.popleft()
             self.cycle = cycle
-            self.start_cycle(cycle)
+            self.start_cycle(cycle, False)
         elif self.pending_error:
             self.send_error(self.pending_error)
             return
@@ -953,6 +978,10 @@ class HTTP1Protocol:
             # The body of the request being answered is broken. Whatever the app
             # does next, none of its response goes out: it sees a disconnect, and
             # the client gets `status` (or, if the head has left, a cut connection).
+            # (An app whose request came in the read that broke has not started
+            # yet, see feed: it runs all the same, and hears of the disconnect.)
+            if cycle.task is None and not cycle.running:
+                self.start_cycle(cycle, False)
             self.parsing = None
             cycle.body_error = status
             cycle.wake()
