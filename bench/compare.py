@@ -11,6 +11,13 @@ the load generator is the bottleneck.
     python bench/compare.py --quick               # a smoke run of everything
     python bench/compare.py --scenarios plaintext,pipelined --servers fastserve,uvicorn
     python bench/compare.py --plot bench/ratios.png
+    python bench/compare.py --python 3.12,3.13    # only these CPythons (default: each of 3.11-3.13 on PATH)
+    python bench/compare.py --python .venv/bin/python   # an environment that has fastserve and the peers
+
+The servers run on every supported CPython found on PATH (python3.11,
+python3.12, python3.13), each from its own environment: a --python path that
+already imports fastserve and the peers is used as it is; otherwise a venv is
+made for that version under .bench-venvs/ (pip install -e '.[bench]'), once.
 
 Needs wrk (apt-get install wrk) and the peers (pip install -e '.[bench]').
 """
@@ -38,6 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench import ws_load  # noqa: E402  (the script's own directory is not a package root)
 
+SUPPORTED_PYTHONS = ("3.11", "3.12", "3.13")
+BENCH_VENVS = ROOT / ".bench-venvs"
 SERVER_CPU = "0"
 LOAD_CPU = "1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -59,9 +68,8 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 """
 
 
-def server_command(name: str, app: str, port: int) -> list[str]:
-    """How each server is started; the same command lines are quoted in bench/README.md."""
-    python = sys.executable
+def server_command(name: str, app: str, port: int, python: str = sys.executable) -> list[str]:
+    """How each server is started (by ``python``); the same command lines are quoted in bench/README.md."""
     bind = ["--host", "127.0.0.1", "--port", str(port)]
     quiet = ["--no-access-log", "--log-level", "warning"]
     uvicorn = [python, "-m", "uvicorn", app, *bind, *quiet, "--loop", "uvloop"]
@@ -175,6 +183,10 @@ SCENARIOS = {
     "websocket-idle": Scenario("websocket-idle", WEBSOCKET_APP, "KiB/socket", servers=WEBSOCKET_SERVERS),
 }
 LOWER_IS_BETTER = {"p50 ms", "KiB/conn", "KiB/socket"}
+# How long the idle connections are left idle before RSS is read: longer than
+# a second, so that each server's memory is what a connection costs once idle
+# (fastserve's sweep lets the parser of a connection idle between requests go).
+IDLE_SETTLE = 2.0
 
 
 @dataclass
@@ -300,7 +312,7 @@ def measure_idle_memory(pid: int, port: int, count: int, websocket: bool = False
         time.sleep(0.5)
         before = rss_kib(pid)
         held = await hold(count)
-        time.sleep(0.5)
+        time.sleep(IDLE_SETTLE)
         after = rss_kib(pid)
         for writer in warm + held:
             writer.close()
@@ -310,9 +322,9 @@ def measure_idle_memory(pid: int, port: int, count: int, websocket: bool = False
 
 
 class Running:
-    def __init__(self, name: str, app: str) -> None:
+    def __init__(self, name: str, app: str, python: str) -> None:
         self.port = free_port()
-        command = ["taskset", "-c", SERVER_CPU, *server_command(name, app, self.port)]
+        command = ["taskset", "-c", SERVER_CPU, *server_command(name, app, self.port, python)]
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
         wait_listening(self.port, self.process)
 
@@ -325,12 +337,14 @@ class Running:
             self.process.wait()
 
 
-def run_scenario(scenario: Scenario, names: list[str], args: argparse.Namespace, lua_dir: Path) -> dict[str, Figures]:
+def run_scenario(
+    scenario: Scenario, names: list[str], args: argparse.Namespace, lua_dir: Path, python: str
+) -> dict[str, Figures]:
     figures = {name: Figures() for name in names}
     servers: dict[str, Running] = {}
     try:
         for name in names:
-            servers[name] = Running(name, scenario.app)
+            servers[name] = Running(name, scenario.app, python)
         if scenario.unit in ("KiB/conn", "KiB/socket"):
             for name in names:
                 running = servers[name]
@@ -426,6 +440,55 @@ def plot(results: dict[str, dict[str, Figures]], names: list[str], path: str) ->
     print(f"chart written to {path}")
 
 
+def interpreter_version(python: str) -> str | None:
+    """'3.12.1' for a CPython at ``python``, else None."""
+    try:
+        output = subprocess.run(
+            [python, "-c", "import platform; print(platform.python_implementation(), platform.python_version())"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.split()
+    except OSError:
+        return None
+    return output[1] if output[:1] == ["CPython"] else None
+
+
+def has_servers(python: str) -> bool:
+    """Whether ``python`` imports fastserve (this checkout's) and the peers."""
+    check = "import fastserve, uvicorn, granian, hypercorn, starlette, fastapi; print(fastserve.__file__)"
+    result = subprocess.run([python, "-c", check], capture_output=True, text=True, cwd="/", timeout=60)
+    return result.returncode == 0 and Path(result.stdout.strip()).is_relative_to(ROOT)
+
+
+def bench_environment(python: str) -> str:
+    """The interpreter the servers run with: ``python`` if it has them all, else a venv of its version made for it."""
+    if has_servers(python):
+        return python
+    version = interpreter_version(python)
+    venv = BENCH_VENVS / ".".join(version.split(".")[:2])
+    bench_python = str(venv / "bin" / "python")
+    if not has_servers(bench_python) if venv.exists() else True:
+        print(f"making {venv} for CPython {version} (pip install -e '.[bench]') ...", file=sys.stderr)
+        subprocess.run([python, "-m", "venv", str(venv)], check=True)
+        subprocess.run([bench_python, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[bench]"], check=True)
+    return bench_python
+
+
+def chosen_interpreters(spec: str | None) -> list[str]:
+    """Interpreter paths from --python (versions such as 3.12, or paths); by default every supported one on PATH."""
+    wanted = spec.split(",") if spec else list(SUPPORTED_PYTHONS)
+    found = []
+    for item in wanted:
+        item = item.strip()
+        path = shutil.which(f"python{item}") if item in SUPPORTED_PYTHONS else item
+        if path and interpreter_version(path) is not None:
+            found.append(path)
+        elif spec:
+            sys.exit(f"--python {item}: no CPython found there")
+    return found or [sys.executable]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
@@ -439,7 +502,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--idle-connections", type=int, default=5000)
     parser.add_argument("--quick", action="store_true", help="everything, briefly: a smoke check")
-    parser.add_argument("--plot", metavar="PNG", help="also write a bar chart of the ratios")
+    parser.add_argument("--plot", metavar="PNG", help="also write a bar chart of the ratios (one per CPython)")
+    parser.add_argument(
+        "--python",
+        metavar="LIST",
+        help=f"comma-separated CPython versions or interpreter paths (default: each of {', '.join(SUPPORTED_PYTHONS)} "
+        "found on PATH)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.duration, args.warmup, args.idle_connections = 1, 1, 1, 200
@@ -452,20 +521,30 @@ def main() -> None:
     unknown = [name for name in args.scenarios.split(",") if name not in SCENARIOS]
     if unknown:
         sys.exit(f"unknown scenarios: {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
-    results = {}
-    with tempfile.TemporaryDirectory() as lua_dir:
-        for scenario_name in args.scenarios.split(","):
-            print(f"running {scenario_name} ...", file=sys.stderr)
-            scenario = SCENARIOS[scenario_name]
-            names = chosen or list(scenario.servers or HTTP_SERVERS)
-            results[scenario_name] = run_scenario(scenario, names, args, Path(lua_dir))
+    interpreters = [bench_environment(python) for python in chosen_interpreters(args.python)]
+    tables = []
+    for python in interpreters:
+        version = interpreter_version(python)
+        results = {}
+        with tempfile.TemporaryDirectory() as lua_dir:
+            for scenario_name in args.scenarios.split(","):
+                print(f"running {scenario_name} on CPython {version} ...", file=sys.stderr)
+                scenario = SCENARIOS[scenario_name]
+                names = chosen or list(scenario.servers or HTTP_SERVERS)
+                results[scenario_name] = run_scenario(scenario, names, args, Path(lua_dir), python)
+        tables.append((version, python, results))
     print(
         f"\n{args.rounds} round(s) of {args.duration:g} s per server and scenario, medians; "
-        f"server on CPU {SERVER_CPU}, load (wrk, bench/ws_load.py) on CPU {LOAD_CPU}\n"
+        f"server on CPU {SERVER_CPU}, load (wrk, bench/ws_load.py) on CPU {LOAD_CPU}"
     )
-    print_table(results)
-    if args.plot:
-        plot(results, chosen or [*HTTP_SERVERS, *WEBSOCKET_SERVERS], args.plot)
+    for version, python, results in tables:
+        print(f"\n### CPython {version} ({python})\n")
+        print_table(results)
+        if args.plot:
+            path = (
+                args.plot if len(tables) == 1 else str(Path(args.plot).with_stem(f"{Path(args.plot).stem}-{version}"))
+            )
+            plot(results, chosen or [*HTTP_SERVERS, *WEBSOCKET_SERVERS], path)
 
 
 if __name__ == "__main__":

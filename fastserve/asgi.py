@@ -44,25 +44,21 @@ HEADER_KEYS: dict[bytes, bytes] = {}
 HEADER_KEYS_MAX = 1024
 
 
-def build_scope_template(
-    scheme: str,
-    server: tuple[str, int] | None,
-    client: tuple[str, int] | None,
-    root_path: str,
-) -> dict[str, Any]:
-    """An HTTP scope with the values that are the same for every request on a connection.
+def build_scope_template(root_path: str) -> dict[str, Any]:
+    """An HTTP scope with the values that are the same for every request a server answers.
 
-    Each request copies it and fills in its own values, and its own mutable ones
-    ("asgi", "extensions", "state"): apps may write to those. Every key is
-    already there, so filling in replaces values and never grows the copy.
+    Each request copies it and fills in its connection's values ("scheme",
+    "server", "client") and its own, including the mutable ones ("asgi",
+    "extensions", "state"): apps may write to those. Every key is already
+    there, so filling in replaces values and never grows the copy.
     """
     return {
         "type": "http",
         "asgi": None,
         "http_version": "1.1",
-        "scheme": scheme,
-        "server": server,
-        "client": client,
+        "scheme": None,
+        "server": None,
+        "client": None,
         "root_path": root_path,
         "method": None,
         "path": None,

@@ -71,6 +71,8 @@ class ServerState:
             limit_request_line + limit_request_fields * (limit_request_field_size + 4) + 4
         )
         self.limit_concurrency = limit_concurrency or 0
+        # What every request's scope starts from (see HTTP1Protocol.connection_scope).
+        self.scope_template = build_scope_template(root_path)
         self.lifespan_state: dict[str, Any] = {}
         self.connections: set[Any] = set()
         self.tasks: set[asyncio.Task[None]] = set()
@@ -112,6 +114,3 @@ class ServerState:
     def default_headers_without(self, server: bool, date: bool) -> bytes:
         """The default headers less those the application set itself."""
         return (b"" if server else self._server_line) + (b"" if date else self._date_line) + self._extra
-
-    def scope_template(self, server: tuple[str, int] | None, client: tuple[str, int] | None) -> dict[str, Any]:
-        return build_scope_template(self.scheme, server, client, self.root_path)

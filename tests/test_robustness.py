@@ -14,7 +14,7 @@ import pytest
 
 from fastserve import Config, Server
 from fastserve.protocols.http1 import MAX_PIPELINED, READ_HIGH_WATER
-from tests.apps import hello, read_body
+from tests.apps import echo, hello, read_body
 from tests.conftest import closed_after, read_response, recv_all, run_server, wait_for
 
 
@@ -117,6 +117,23 @@ def test_keep_alive_deadline_still_closes_an_idle_connection(serve):
         data, waited = closed_after(sock)
     assert data == b""
     assert 0.9 <= waited <= 4.0
+
+
+def test_idle_connection_drops_its_parser_and_serves_the_next_request(serve):
+    # Between requests the sweep lets an idle connection's parser go; the next
+    # bytes, a head split across reads and a chunked body among them, get a new one.
+    with serve(echo, timeout_keep_alive=30) as server, server.connect() as sock:
+        sock.sendall(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock)[0] == 200
+        (connection,) = wait_for_connection(server)
+        wait_for(lambda: connection.parser is None and connection.parser_asleep)
+        sock.sendall(b"POST /second HTTP/1.1\r\nHost: x\r\nTransfer-")
+        wait_for(lambda: connection.parser is not None)
+        sock.sendall(b"Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /third HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, body = read_response(sock)
+        assert (status, headers[b"x-path"], body) == (200, b"/second", b"abc")
+        status, headers, _ = read_response(sock)
+        assert (status, headers[b"x-path"]) == (200, b"/third")
 
 
 # The body timeout -------------------------------------------------------------

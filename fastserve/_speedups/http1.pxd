@@ -50,11 +50,14 @@ cdef class HTTP1Protocol:
     cdef public ServerState state
     cdef public object transport
     cdef public object parser
-    cdef public dict scope_template
+    cdef public bint parser_asleep
+    cdef public tuple server
+    cdef public tuple client
+    cdef public str scheme
     cdef public str client_label
     cdef public RequestCycle cycle
     cdef public RequestCycle parsing
-    cdef public object pipeline
+    cdef public list pipeline
     cdef public bint closed
     cdef public bint read_paused
     cdef public bint write_paused
@@ -113,6 +116,8 @@ cdef class HTTP1Protocol:
     cpdef str check_head(self, bytes raw_method, str version)
     cpdef set_addresses(self, server, client, str scheme)
     cpdef reset_request_head(self)
+    cpdef release_head(self)
+    cpdef dict connection_scope(self)
     @cython.locals(url=bytes, raw_path=bytes)
     cpdef dict build_scope(self, str method, str version, bint http11)
     cpdef pause_reading(self)

@@ -22,6 +22,7 @@ cdef class ServerState:
     cdef public Py_ssize_t limit_request_field_size
     cdef public Py_ssize_t max_head_size
     cdef public Py_ssize_t limit_concurrency
+    cdef public dict scope_template
     cdef public dict lifespan_state
     cdef public set connections
     cdef public set tasks
@@ -41,4 +42,3 @@ cdef class ServerState:
 
     cpdef tick(self, double now)
     cpdef bytes default_headers_without(self, bint server, bint date)
-    cpdef dict scope_template(self, server, client)
