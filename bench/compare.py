@@ -483,7 +483,7 @@ def chosen_interpreters(spec: str | None) -> list[str]:
         item = item.strip()
         path = shutil.which(f"python{item}") if item in SUPPORTED_PYTHONS else item
         if path and interpreter_version(path) is not None:
-            found.append(path)
+            found.append(os.path.abspath(path))  # (not resolved: a venv's python is a link out of it)
         elif spec:
             sys.exit(f"--python {item}: no CPython found there")
     return found or [sys.executable]

@@ -20,6 +20,10 @@ FORWARDED_STYLES = ("x-forwarded", "rfc7239")
 SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 UNIX_LITERAL = "unix:"
 MAX_HOPS = 16
+# Hosts whose trust was decided, remembered: parsing an address and matching it
+# against the networks costs more than the rest of a new connection. Bounded:
+# when full it starts over, so forwarded addresses a client makes up cannot grow it.
+VERDICTS_MAX = 4096
 
 
 class ProxyConfigError(ValueError):
@@ -39,6 +43,7 @@ class ProxyTrust:
         self.unix_peers = False
         self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         self.literals: set[str] = set()
+        self.verdicts: dict[str, bool] = {}
         for item in (item.strip() for item in items):
             if not item:
                 continue
@@ -63,10 +68,17 @@ class ProxyTrust:
         return self.trusts_hop(client[0])
 
     def trusts_hop(self, host: str) -> bool:
-        if host in self.literals:
-            return True
-        address = _ip(host)
-        return address is not None and any(address in network for network in self.networks)
+        verdict = self.verdicts.get(host)
+        if verdict is None:
+            if host in self.literals:
+                verdict = True
+            else:
+                address = _ip(host)
+                verdict = address is not None and any(address in network for network in self.networks)
+            if len(self.verdicts) >= VERDICTS_MAX:
+                self.verdicts.clear()
+            self.verdicts[host] = verdict
+        return verdict
 
     def resolve(self, headers: ForwardedHeaders, client: Address | None, scheme: str) -> tuple[Address | None, str]:
         """The (client, scheme) a request from a trusted proxy stands for."""

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fastserve.proxy import MAX_HOPS, ProxyConfigError, ProxyTrust
+from fastserve.proxy import MAX_HOPS, VERDICTS_MAX, ProxyConfigError, ProxyTrust
 from tests.apps import scope_app
 from tests.conftest import read_response
 
@@ -105,6 +105,16 @@ def test_trust_rules():
         ProxyTrust("10.0.0.0/99")
     with pytest.raises(ProxyConfigError):
         ProxyTrust("*", style="bogus")
+
+
+def test_trust_verdicts_are_remembered_correctly_and_bounded():
+    trust = ProxyTrust("10.0.0.0/8")
+    for _ in range(2):  # decided, then remembered
+        assert trust.trusts_hop("10.1.2.3") and not trust.trusts_hop("11.1.2.3") and not trust.trusts_hop("x")
+    for index in range(3 * VERDICTS_MAX):
+        assert trust.trusts_hop(f"10.{index % 256}.{index // 256 % 256}.1")
+    assert len(trust.verdicts) <= VERDICTS_MAX
+    assert not trust.trusts_hop("11.1.2.3")
 
 
 def test_x_forwarded_for_with_ports():
