@@ -136,6 +136,19 @@ def test_idle_connection_drops_its_parser_and_serves_the_next_request(serve):
         assert (status, headers[b"x-path"]) == (200, b"/third")
 
 
+def test_malformed_request_after_the_parser_slept_is_refused(serve):
+    with serve(echo, timeout_keep_alive=30) as server, server.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock)[0] == 200
+        (connection,) = wait_for_connection(server)
+        wait_for(lambda: connection.parser_asleep)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n")
+        assert recv_all(sock).startswith(b"HTTP/1.1 400 ")
+        with server.connect() as other:
+            other.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(other)[0] == 200
+
+
 # The body timeout -------------------------------------------------------------
 # (Deadlines are checked once a second against a clock that ticks once a
 # second, so a timeout of 2 s fires after 1 to 3 s.)

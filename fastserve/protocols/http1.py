@@ -794,7 +794,7 @@ class HTTP1Protocol:
         return scope
 
     def build_scope(self, method, version, http11):
-        """The request's scope: the connection's template plus what this request says."""
+        """The request's scope: the connection's (see connection_scope) plus what this request says."""
         url = self.url
         # The common target, "/path?query" with no fragment or escapes, is split
         # and decoded here; asgi.split_target and decode_path handle the rest.
