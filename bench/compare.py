@@ -14,8 +14,8 @@ the load generator is the bottleneck.
     python bench/compare.py --python 3.12,3.13    # only these CPythons (default: each of 3.11-3.13 on PATH)
     python bench/compare.py --python .venv/bin/python   # an environment that has fastserve and the peers
 
-The servers run on every supported CPython found on PATH (python3.11,
-python3.12, python3.13), each from its own environment: a --python path that
+The servers run on every supported CPython found (python3.11, python3.12,
+python3.13 on PATH, or installed by pyenv), each from its own environment: a --python path that
 already imports fastserve and the peers is used as it is; otherwise a venv is
 made for that version under .bench-venvs/ (pip install -e '.[bench]'), once.
 
@@ -475,13 +475,28 @@ def bench_environment(python: str) -> str:
     return bench_python
 
 
+def find_python(version: str) -> str | None:
+    """CPython ``version`` (such as 3.12): on PATH, or else installed by pyenv (its shims run only selected ones)."""
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    installed = sorted(
+        pyenv_root.glob(f"versions/{version}.*/bin/python{version}"),
+        key=lambda path: [int(part) for part in path.parts[-3].split(".") if part.isdigit()],
+        reverse=True,  # the newest patch release first
+    )
+    candidates = [shutil.which(f"python{version}"), *map(str, installed)]
+    return next((path for path in candidates if path and interpreter_version(path) is not None), None)
+
+
 def chosen_interpreters(spec: str | None) -> list[str]:
-    """Interpreter paths from --python (versions such as 3.12, or paths); by default every supported one on PATH."""
+    """Interpreter paths from --python (versions such as 3.12, or paths); by default every supported one found."""
     wanted = spec.split(",") if spec else list(SUPPORTED_PYTHONS)
     found = []
     for item in wanted:
         item = item.strip()
-        path = shutil.which(f"python{item}") if item in SUPPORTED_PYTHONS else item
+        if item == f"{sys.version_info.major}.{sys.version_info.minor}":
+            path = sys.executable  # (this environment: it has the peers if bench/'s extras are installed)
+        else:
+            path = find_python(item) if item in SUPPORTED_PYTHONS else item
         if path and interpreter_version(path) is not None:
             found.append(os.path.abspath(path))  # (not resolved: a venv's python is a link out of it)
         elif spec:
