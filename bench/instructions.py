@@ -9,6 +9,9 @@ fixed time, and the instructions counted are divided by the requests served.
     python bench/instructions.py                      # fastserve, plaintext
     python bench/instructions.py --server uvicorn     # any server compare.py knows
     python bench/instructions.py --app bench.json_starlette:app --annotate 30
+    python bench/instructions.py --header "Connection: close" --connections 16   # churn
+    python bench/instructions.py --server granian --all-processes   # granian serves from a child
+    python bench/instructions.py --app-alone --app bench.json_starlette:app   # the app, no server
 
 Needs valgrind and wrk (apt-get install valgrind wrk). The server is some 50
 times slower under callgrind; the count per request is what matters.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import re
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,15 +30,50 @@ from pathlib import Path
 from compare import LOAD_CPU, ROOT, SERVER_CPU, free_port, server_command, wait_listening
 
 
-def wrk(port: int, seconds: int, connections: int) -> int:
+def wrk(port: int, seconds: int, connections: int, headers: list[str]) -> int:
     """Requests served in a wrk run."""
+    extra = [option for header in headers for option in ("-H", header)]
     output = subprocess.run(
-        ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", f"http://127.0.0.1:{port}/"],
+        [
+            "taskset",
+            "-c",
+            LOAD_CPU,
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            *extra,
+            f"http://127.0.0.1:{port}/",
+        ],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     return int(re.search(r"(\d+) requests in", output).group(1))
+
+
+def program_total(dump: Path) -> tuple[int, str]:
+    """Instructions in one callgrind dump, and callgrind_annotate's report of it."""
+    report = subprocess.run(["callgrind_annotate", str(dump)], capture_output=True, text=True, check=True).stdout
+    total = re.search(r"([\d,]+) \(100.0%\)\s+PROGRAM TOTALS", report)
+    return (int(total.group(1).replace(",", "")) if total else 0), report  # no total: nothing ran while counting
+
+
+def app_alone(app: str) -> int:
+    """Instructions per call of the app with no server (bench/app_alone.py), the fixed cost cancelled out."""
+    totals = []
+    for calls in (200, 2200):
+        with tempfile.TemporaryDirectory() as scratch:
+            out = Path(scratch) / "callgrind.out"
+            subprocess.run(
+                ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "bench/app_alone.py"]
+                + ["--app", app, "--calls", str(calls), "--rounds", "1"],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+            )
+            totals.append(program_total(out)[0])
+    return (totals[1] - totals[0]) // 2000
 
 
 def main() -> None:
@@ -43,8 +82,18 @@ def main() -> None:
     parser.add_argument("--app", default="bench.apps:plaintext")
     parser.add_argument("--duration", type=int, default=15, help="seconds of load while counting")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--header", action="append", default=[], help="a header wrk sends (repeatable)")
+    parser.add_argument(
+        "--all-processes", action="store_true", help="count the server's child processes too (granian, hypercorn)"
+    )
+    parser.add_argument("--app-alone", action="store_true", help="count the app called in-process, without a server")
     parser.add_argument("--annotate", type=int, default=0, metavar="N", help="also print the N costliest functions")
     args = parser.parse_args()
+
+    if args.app_alone:
+        print(f"{args.app} alone: {app_alone(args.app):,} user-space instructions per call")
+        return
+    children = ["--trace-children=yes"] if args.all_processes else []
 
     port = free_port()
     with tempfile.TemporaryDirectory() as scratch:
@@ -57,7 +106,8 @@ def main() -> None:
                 "valgrind",
                 "--tool=callgrind",
                 "--instr-atstart=no",
-                f"--callgrind-out-file={out}",
+                f"--callgrind-out-file={out}.%p",
+                *children,
                 *server_command(args.server, args.app, port),
             ],
             cwd=ROOT,
@@ -66,18 +116,22 @@ def main() -> None:
         )
         try:
             wait_listening(port, server, timeout=120)
-            subprocess.run(["callgrind_control", "-i", "on", str(server.pid)], check=True, capture_output=True)
-            wrk(port, 3, args.connections)  # warm-up, then count from zero
-            subprocess.run(["callgrind_control", "-z", str(server.pid)], check=True, capture_output=True)
-            requests = wrk(port, args.duration, args.connections)
-            subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True, capture_output=True)
+            # With --all-processes every process has its own dump, and callgrind_control
+            # given no pid addresses all of them.
+            targets = [] if args.all_processes else [str(server.pid)]
+            subprocess.run(["callgrind_control", "-i", "on", *targets], check=True, capture_output=True)
+            wrk(port, 3, args.connections, args.header)  # warm-up, then count from zero
+            subprocess.run(["callgrind_control", "-z", *targets], check=True, capture_output=True)
+            requests = wrk(port, args.duration, args.connections, args.header)
+            subprocess.run(["callgrind_control", "-d", *targets], check=True, capture_output=True)
+            time.sleep(0.5)
+            # The dumps taken on request (named ...<pid>.1), not the ones written at exit.
+            counted = [program_total(dump) for dump in Path(scratch).glob("callgrind.out.*.1")]
         finally:
             server.terminate()
             server.wait(30)
-        time.sleep(0.5)
-        dump = min(Path(scratch).glob("callgrind.out.*"))
-        report = subprocess.run(["callgrind_annotate", str(dump)], capture_output=True, text=True, check=True).stdout
-    total = int(re.search(r"([\d,]+) \(100.0%\)\s+PROGRAM TOTALS", report).group(1).replace(",", ""))
+    total = sum(count for count, _ in counted)
+    report = max(counted)[1]
     print(f"{args.server} {args.app}: {requests} requests, {total // requests:,} user-space instructions per request")
     if args.annotate:
         rows = report.split("file:function", 1)[1].splitlines()[2 : 2 + args.annotate]
