@@ -9,16 +9,20 @@ line of printable text.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from time import perf_counter
 from typing import Any
 
 from fastserve.asgi import escape_for_log
 
 # gunicorn's atoms: %(h)s, %(r)s ... and %({name}i)s (request header), %({name}o)s (response header),
 # %({name}e)s (environment variable).
+access_logger = logging.getLogger("fastserve.access")
+
 _ATOM = re.compile(r"%\((\{[^}]*\}[ioe]|[a-zA-Z]+)\)s")
 
 
@@ -87,6 +91,19 @@ class RequestRecord:
             if isinstance(key, bytes) and key.lower() == name:
                 return escape_for_log(value)
         return "-"
+
+
+def log_request(
+    access_format: Any, label: str, scope: dict[str, Any], status: int, response_headers: Any, sent: int, started: float
+) -> None:
+    """The access line of an answered request, in the default format or the one the options chose."""
+    if access_format is not None:
+        record = RequestRecord(label, scope, status, response_headers, sent, perf_counter() - started)
+        access_logger.info(access_format.line(record))
+        return
+    access_logger.info(
+        '%s - "%s %s HTTP/%s" %d', label, scope["method"], request_target(scope), scope["http_version"], status
+    )
 
 
 def _clf_time(record: RequestRecord) -> str:

@@ -161,12 +161,20 @@ FORBIDDEN_TRAILERS = frozenset(
 )
 
 
-def trailer_line(item: Any) -> bytes:
-    """One checked trailer field of ``http.response.trailers``, encoded."""
+def check_trailer(item: Any) -> tuple[bytes, bytes]:
+    """One checked trailer field of ``http.response.trailers``: its lowercase name and its value."""
     name, value = header_pair(item)
-    if header_key(name) in FORBIDDEN_TRAILERS:
+    key = header_key(name)
+    if key in FORBIDDEN_TRAILERS:
         raise ASGIMessageError(f"{name!r} cannot be a trailer field")
     check_header_value(name, value)
+    return key, value
+
+
+def trailer_line(item: Any) -> bytes:
+    """One checked trailer field of ``http.response.trailers``, encoded for HTTP/1.1."""
+    check_trailer(item)
+    name, value = item
     return b"".join((name, b": ", value, b"\r\n"))
 
 
@@ -204,7 +212,7 @@ def error_response(status: int, default_headers: bytes, extra_lines: bytes = b""
 
     Its body is the status phrase (see error_body_size); a HEAD request's answer has none.
     """
-    phrase = HTTPStatus(status).phrase.encode("ascii")
+    phrase = error_body(status)
     return b"".join(
         (
             b"HTTP/1.1 %d %s\r\n" % (status, phrase),
@@ -216,6 +224,11 @@ def error_response(status: int, default_headers: bytes, extra_lines: bytes = b""
             phrase if with_body else b"",
         )
     )
+
+
+def error_body(status: int) -> bytes:
+    """The body of an error the server answers itself: the status phrase."""
+    return HTTPStatus(status).phrase.encode("ascii")
 
 
 def error_body_size(status: int) -> int:

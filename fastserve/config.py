@@ -16,6 +16,7 @@ from typing import Any
 from fastserve.access_log import AccessLogFormatError, access_log_format
 from fastserve.asgi import ASGI2Adapter, ASGIApp, ASGIMessageError, validate_header
 from fastserve.logging import LOG_LEVELS, LOGGING_CONFIG, configure_logging
+from fastserve.protocols.http2 import HTTP2Settings
 from fastserve.protocols.websocket import WebSocketSettings
 from fastserve.proxy import ProxyConfigError, ProxyTrust
 from fastserve.sockets import Address, BindError, parse_bind
@@ -50,6 +51,11 @@ def _at_least(name: str, value: float | None, minimum: float) -> None:
         raise ConfigError(f"--{name} must be at least {minimum}; got {value}")
 
 
+def _between(name: str, value: int, minimum: int, maximum: int) -> None:
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"--{name} must be between {minimum} and {maximum}; got {value}")
+
+
 def _parse_header(header: str | tuple[str, str] | list[str]) -> tuple[str, str]:
     if isinstance(header, str):
         name, sep, value = header.partition(":")
@@ -78,6 +84,10 @@ class Config:
         loop: str = "auto",
         http: str = "auto",
         http2: bool = False,
+        h2_max_concurrent_streams: int = 100,
+        h2_initial_window_size: int = 65535,
+        h2_max_frame_size: int = 16384,
+        h2_max_header_list_size: int = 64 * 1024,
         ws: str = "auto",
         ws_max_size: int = 16 * 1024 * 1024,
         ws_max_queue: int = 32,
@@ -149,6 +159,10 @@ class Config:
         self.loop = loop
         self.http = http
         self.http2 = http2
+        self.h2_max_concurrent_streams = h2_max_concurrent_streams
+        self.h2_initial_window_size = h2_initial_window_size
+        self.h2_max_frame_size = h2_max_frame_size
+        self.h2_max_header_list_size = h2_max_header_list_size
         self.ws = ws
         self.ws_max_size = ws_max_size
         self.ws_max_queue = ws_max_queue
@@ -228,6 +242,10 @@ class Config:
         if self.ws_max_size >= 1 << 63:
             raise ConfigError(f"--ws-max-size must be below 2**63; got {self.ws_max_size}")
         _at_least("ws-max-queue", self.ws_max_queue, 1)
+        _at_least("h2-max-concurrent-streams", self.h2_max_concurrent_streams, 1)
+        _between("h2-initial-window-size", self.h2_initial_window_size, 1, 2**31 - 1)
+        _between("h2-max-frame-size", self.h2_max_frame_size, 2**14, 2**24 - 1)
+        _at_least("h2-max-header-list-size", self.h2_max_header_list_size, 1024)
         _choice("lifespan", self.lifespan, LIFESPAN_CHOICES)
         _choice("interface", self.interface, INTERFACE_CHOICES)
         if isinstance(self.log_level, str) and self.log_level not in LOG_LEVELS:
@@ -288,15 +306,6 @@ class Config:
             self.access_format = access_log_format(self.access_log_format, self.access_log_json)
         except AccessLogFormatError as exc:
             raise ConfigError(str(exc)) from None
-        self._refuse_unbuilt_features()
-
-    def _refuse_unbuilt_features(self) -> None:
-        not_yet = {
-            "--http2": self.http2,
-        }
-        for flag, requested in not_yet.items():
-            if requested:
-                raise ConfigError(f"{flag} is not supported by this version of fastserve yet")
 
     def _addresses(self) -> list[Address]:
         """Where to listen: every --bind, else --uds, else --fd, else --host and --port."""
@@ -366,6 +375,17 @@ class Config:
             self.ws_ping_interval,
             self.ws_ping_timeout,
             self.ws_per_message_deflate,
+        )
+
+    def http2_settings(self) -> HTTP2Settings | None:
+        """What serves HTTP/2 (None with --no-http2)."""
+        if not self.http2:
+            return None
+        return HTTP2Settings(
+            max_concurrent_streams=self.h2_max_concurrent_streams,
+            initial_window_size=self.h2_initial_window_size,
+            max_frame_size=self.h2_max_frame_size,
+            max_header_list_size=self.h2_max_header_list_size,
         )
 
     def loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop]:

@@ -61,12 +61,17 @@ class Server:
         config = self.config
         app = config.load()
         self.ssl_context = config.ssl_context()
+        http2 = config.http2_settings()
+        if self.ssl_context is not None:
+            # ALPN: "h2" first when HTTP/2 is served (the client picks from what both offer).
+            self.ssl_context.set_alpn_protocols(["h2", "http/1.1"] if http2 is not None else ["http/1.1"])
         self.state = ServerState(
             app=app,
             loop=loop,
             scheme="https" if self.ssl_context is not None else "http",
             proxy=config.proxy_trust,
             websocket=config.websocket_settings(),
+            http2=http2,
             tls=TLSInfo(self.ssl_context, os.fspath(config.ssl_certfile)) if self.ssl_context is not None else None,
             parser_factory=parser_factory(config.http),
             root_path=config.root_path,

@@ -31,6 +31,7 @@ class ServerState:
         tls: Any = None,
         proxy: Any = None,
         websocket: Any = None,
+        http2: Any = None,
         server_header: bool = True,
         date_header: bool = True,
         extra_headers: list[tuple[str, str]] | None = None,
@@ -56,6 +57,8 @@ class ServerState:
         self.proxy = proxy
         # A fastserve.protocols.websocket.WebSocketSettings, or None with --ws none.
         self.websocket = websocket
+        # A fastserve.protocols.http2.HTTP2Settings, or None with --no-http2.
+        self.http2 = http2
         self.access_log = access_log
         # A fastserve.access_log format for --access-log-format/--access-log-json, else None.
         self.access_format = access_format

@@ -23,8 +23,8 @@ def test_version():
     result = run_cli("--version")
     assert result.returncode == 0
     assert re.fullmatch(
-        rf"fastserve {re.escape(__version__)} \(http: (cython|python)/httptools, websocket: (cython|python), "
-        rf"loop: uvloop, CPython [\d.]+\)\n",
+        rf"fastserve {re.escape(__version__)} \(http: (cython|python)/httptools, http2: off, "
+        rf"websocket: (cython|python), loop: uvloop, CPython [\d.]+\)\n",
         result.stdout,
     )
 
@@ -40,7 +40,8 @@ def test_version():
         (["tests.cli_apps:app", "--workers", "-1"], "--workers"),
         (["tests.cli_apps:app", "--workers", "2", "--reload"], "--reload and --workers"),
         (["tests.cli_apps:app", "--bind", "127.0.0.1:http"], "--bind"),
-        (["tests.cli_apps:app", "--http2"], "--http2 is not supported by this version of fastserve yet"),
+        (["tests.cli_apps:app", "--h2-max-frame-size", "1000"], "--h2-max-frame-size must be between 16384"),
+        (["tests.cli_apps:app", "--h2-max-concurrent-streams", "0"], "--h2-max-concurrent-streams"),
         (["tests.cli_apps:app", "--ws-max-size", "0"], "--ws-max-size must be at least 1; got 0"),
         (["tests.cli_apps:app", "--timeout-request-body", "-1"], "--timeout-request-body must be at least 0"),
         (["tests.cli_apps:app", "--timeout-lifespan-shutdown", "-1"], "--timeout-lifespan-shutdown"),
@@ -264,6 +265,8 @@ def test_http2_and_reset_contextvars_flags(monkeypatch):
     assert parse([], {}, monkeypatch)["http2"] is False
     assert parse(["--no-http2"], {}, monkeypatch)["http2"] is False
     assert parse(["--http2"], {}, monkeypatch)["http2"] is True
+    assert parse([], {"FASTSERVE_HTTP2": "true"}, monkeypatch)["http2"] is True
+    assert parse(["--h2-max-concurrent-streams", "7"], {}, monkeypatch)["h2_max_concurrent_streams"] == 7
     assert parse([], {}, monkeypatch)["reset_contextvars"] is False
     assert parse(["--reset-contextvars"], {}, monkeypatch)["reset_contextvars"] is True
     assert parse([], {"UVICORN_RESET_CONTEXTVARS": "true"}, monkeypatch)["reset_contextvars"] is True

@@ -16,7 +16,8 @@ REQUESTS = {
     "HTTP/3.0": (b"GET / HTTP/3.0\r\nHost: x\r\n\r\n", 505),
     "HTTP/0.9": (b"GET / HTTP/0.9\r\nHost: x\r\n\r\n", 400),
     "no version": (b"GET /\r\nHost: x\r\n\r\n", 400),
-    "PRI": (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400),
+    # (The HTTP/2 preface itself starts HTTP/2: tests/test_http2.py.)
+    "PRI-not-the-preface": (b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", 400),
     "missing Host": (b"GET / HTTP/1.1\r\n\r\n", 400),
     "two Host headers": (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
     "CL and TE": (

@@ -100,6 +100,7 @@ cdef class HTTP1Protocol:
     cdef public bytes parked
     cdef public tuple upgrade_to
     cdef public bytes upgrade_bytes
+    cdef public bytes preface_bytes
     cdef public bytes error_lines
     cdef public bint websocket_upgrade
 
@@ -128,6 +129,9 @@ cdef class HTTP1Protocol:
     cpdef on_parse_error(self, exc, data=*)
     cpdef protocol_switch(self, bytes rest)
     cpdef switch_to_websocket(self)
+    cpdef take_http2_preface(self, data)
+    cpdef switch_to_http2(self, bytes early_bytes)
+    cpdef hand_over(self, protocol, bytes early_bytes)
     cpdef refuse(self, int status)
     cpdef drop_parsing(self)
     cpdef check_deadline(self, double now)

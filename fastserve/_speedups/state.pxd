@@ -12,6 +12,7 @@ cdef class ServerState:
     cdef public object tls
     cdef public object proxy
     cdef public object websocket
+    cdef public object http2
     cdef public bint access_log
     cdef public object access_format
     cdef public double timeout_keep_alive

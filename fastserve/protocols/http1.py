@@ -23,7 +23,7 @@ from time import perf_counter
 
 import h11
 
-from fastserve.access_log import UNPARSED_SCOPE, RequestRecord, request_target
+from fastserve.access_log import UNPARSED_SCOPE, RequestRecord, log_request
 from fastserve.asgi import (
     HEADER_KEYS,
     HEADER_VALUE_FORBIDDEN,
@@ -99,6 +99,7 @@ FIRST_REQUEST_GRACE = 1.0
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 EARLY_HINTS_LINE = b"HTTP/1.1 103 Early Hints\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 NO_FRAMING = ()
 # The ASGI response extensions every request is offered (early hints on HTTP/1.1
 # only: an HTTP/1.0 client may not expect an informational response).
@@ -250,6 +251,8 @@ class HTTP1Protocol:
         # A WebSocket handshake waiting for its turn: (scope, handshake), and the bytes after it.
         self.upgrade_to = None
         self.upgrade_bytes = b""
+        # The connection's first bytes while they may be the HTTP/2 preface (see await_http2_preface).
+        self.preface_bytes = b""
         # Header lines an error answer carries (426 names the WebSocket version spoken).
         self.error_lines = b""
         self.reset_request_head()
@@ -297,7 +300,11 @@ class HTTP1Protocol:
         else:
             self.set_addresses(proxied[0], proxied[1], proxied[2])
         if state.tls is not None:
-            self.tls = state.tls.extension(transport.get_extra_info("ssl_object"))
+            ssl_object = transport.get_extra_info("ssl_object")
+            self.tls = state.tls.extension(ssl_object)
+            if state.http2 is not None and ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+                self.switch_to_http2(b"")
+                return
         state.connections.add(self)
         self.deadline = state.now + state.timeout_keep_alive
         # A task factory (one an app sets at startup, say) is honoured; without
@@ -374,10 +381,32 @@ class HTTP1Protocol:
         The app of a request parsed in this read starts once the parser is
         done with the read (see start_cycle): its body, if it came along, is in.
         """
+        if self.begun == 0 and self.state.http2 is not None and (self.preface_bytes or data[:1] == b"P"):
+            data = self.take_http2_preface(data)
+            if data is None:
+                return
         self.parse(data)
         cycle = self.cycle
         if cycle is not None and cycle.task is None and not cycle.running and not cycle.complete:
             self.start_cycle(cycle, True)
+
+    def take_http2_preface(self, data):
+        """What of the connection's first bytes is HTTP/1.1 to parse; None if they are the HTTP/2 preface so far.
+
+        The whole preface hands the connection to HTTP/2 (h2c with prior
+        knowledge); a part of it is kept until more comes.
+        """
+        kept = self.preface_bytes
+        seen = kept + bytes(data) if kept else bytes(data[: len(HTTP2_PREFACE)])
+        if seen[: len(HTTP2_PREFACE)] != HTTP2_PREFACE[: len(seen)]:
+            self.preface_bytes = b""
+            return seen if kept else data
+        if len(seen) < len(HTTP2_PREFACE):
+            self.preface_bytes = seen
+            return None
+        self.preface_bytes = b""
+        self.switch_to_http2(kept + bytes(data))
+        return None
 
     def parse(self, data):
         parser = self.parser
@@ -733,17 +762,30 @@ class HTTP1Protocol:
         rest = self.upgrade_bytes
         self.upgrade_to = None
         self.upgrade_bytes = b""
-        self.flush()  # (responses to requests pipelined before the handshake go first)
+        self.hand_over(self.state.websocket.protocol(self.state, scope, handshake, self.client_label), rest)
+
+    def switch_to_http2(self, early_bytes):
+        """Hand the connection to HTTP/2: it began with the preface (``early_bytes``), or ALPN chose h2."""
+        state = self.state
+        self.hand_over(
+            state.http2.protocol(state, self.server, self.client, self.scheme, self.tls, self.client_label),
+            early_bytes,
+        )
+
+    def hand_over(self, protocol, early_bytes):
+        """Give the transport to the next protocol, with the bytes read that are its."""
+        self.flush()  # (responses to requests pipelined before the switch go first)
         if self.flush_handle is not None:
             self.flush_handle.cancel()
             self.flush_handle = None
+        self.parser = None
+        self.parser_asleep = False
         self.closed = True  # this protocol is done with the connection
         self.deadline = 0.0
         self.state.connections.discard(self)
-        protocol = self.state.websocket.protocol(self.state, scope, handshake, self.client_label)
         transport = self.transport
         transport.set_protocol(protocol)
-        protocol.start(transport, self.read_paused, rest)
+        protocol.start(transport, self.read_paused, early_bytes)
 
     def check_head(self, raw_method, version):
         """The scope's method once the head as a whole holds together; else a RequestError.
@@ -1607,17 +1649,6 @@ class RequestCycle:
             label = conn.client_label
         else:  # a client named by a trusted proxy
             label = f"{client[0]}:{client[1]}"
-        access_format = conn.state.access_format
-        if access_format is not None:
-            duration = perf_counter() - self.started_at
-            record = RequestRecord(label, scope, self.status, self.response_headers, self.bytes_sent, duration)
-            access_logger.info(access_format.line(record))
-            return
-        access_logger.info(
-            '%s - "%s %s HTTP/%s" %d',
-            label,
-            scope["method"],
-            request_target(scope),
-            scope["http_version"],
-            self.status,
+        log_request(
+            conn.state.access_format, label, scope, self.status, self.response_headers, self.bytes_sent, self.started_at
         )

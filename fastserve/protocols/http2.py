@@ -1,0 +1,643 @@
+"""HTTP/2 (RFC 9113): each stream an ASGI request cycle, over an engine that does the framing.
+
+The HTTP/1.1 protocol hands a connection over (see HTTP1Protocol.switch_to_http2)
+when it begins with the HTTP/2 connection preface (h2c with prior knowledge) or
+when TLS negotiated "h2" by ALPN. From then on this protocol owns the transport.
+The engine (fastserve.protocols.http2_h2) turns bytes into events and frames
+what is sent; what is here is the same whatever the engine: scopes, the
+``receive``/``send`` of each stream, flow control as the app consumes and
+sends, the access log, deadlines and shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any, ClassVar
+
+from fastserve.access_log import log_request
+from fastserve.asgi import (
+    asgi_version,
+    body_bytes,
+    check_header_value,
+    check_trailer,
+    decode_path,
+    error_body,
+    header_key,
+    header_pair,
+    split_target,
+    validate_status,
+)
+from fastserve.errors import ASGIMessageError, RequestError
+from fastserve.protocols import http2_h2
+from fastserve.protocols.http2_h2 import DATA, END, GOAWAY, HEADERS, RESET, WINDOW
+from fastserve.proxy import FORWARDING_HEADER_NAMES
+
+error_logger = logging.getLogger("fastserve.error")
+
+TASK_NAME = "fastserve.request"
+ASGI_VERSION = asgi_version()
+DISCONNECT = {"type": "http.disconnect"}
+# Connection-specific fields (RFC 9113 8.2.2): a request carrying one is
+# malformed (the engine refuses it); in a response they are dropped.
+CONNECTION_SPECIFIC = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"))
+NO_BODY_STATUSES = frozenset({204, 304})
+RESPONSE_EXTENSIONS = {"http.response.trailers": {}, "http.response.early_hint": {}}
+# The connection's receive window: what the apps of all its streams may have
+# received and not yet read, at most (each stream's is the initial window).
+CONNECTION_WINDOW = 1024 * 1024
+STATUS_CODES = {status: b"%d" % status for status in range(100, 600)}
+# Streams a client may reset (rapid reset, CVE-2023-44487): a bucket of this
+# many, refilled by this many a second (libnghttp2's defaults, so that both
+# engines draw the line in the same place). Empty: GOAWAY ENHANCE_YOUR_CALM.
+RESET_BURST = 1000
+RESETS_PER_SECOND = 33
+
+
+@dataclass(frozen=True)
+class HTTP2Settings:
+    """What serves HTTP/2, from the --h2-* options."""
+
+    max_concurrent_streams: int = 100
+    initial_window_size: int = 65535
+    max_frame_size: int = 16384
+    max_header_list_size: int = 64 * 1024
+    # The engine every connection gets (libnghttp2's compiled binding is to come).
+    engine_name: ClassVar[str] = http2_h2.H2Engine.name
+
+    @property
+    def connection_window_size(self) -> int:
+        return max(CONNECTION_WINDOW, self.initial_window_size)
+
+    def protocol(self, state: Any, server: Any, client: Any, scheme: str, tls: Any, client_label: str) -> HTTP2Protocol:
+        return HTTP2Protocol(state, self, server, client, scheme, tls, client_label)
+
+    def engine(self) -> Any:
+        return http2_h2.H2Engine(self)
+
+
+class HTTP2Protocol(asyncio.Protocol):
+    """One HTTP/2 connection: its streams, their apps, and the engine that frames them."""
+
+    def __init__(
+        self, state: Any, settings: HTTP2Settings, server: Any, client: Any, scheme: str, tls: Any, client_label: str
+    ) -> None:
+        self.state = state
+        self.settings = settings
+        self.engine = settings.engine()
+        self.server = server
+        self.client = client
+        self.scheme = scheme
+        self.tls = tls
+        self.client_label = client_label
+        self.trusted_proxy = state.proxy is not None and state.proxy.trusts_peer(client)
+        self.transport: Any = None
+        self.streams: dict[int, Stream] = {}
+        self.closed = False
+        self.going_away = False  # GOAWAY sent or received: no new streams
+        self.write_paused = False
+        self.read_paused = False
+        self.drain_waiters: list[asyncio.Future[None]] = []
+        self.deadline = 0.0
+        # Apps running for this connection's streams, reset ones included: at
+        # most max_concurrent_streams, so that resetting a stream frees nothing.
+        self.running = 0
+        self.reset_budget = RESET_BURST
+
+    def start(self, transport: Any, read_paused: bool, early_bytes: bytes) -> None:
+        """Take over the transport (already set to this protocol) with the bytes read so far."""
+        self.transport = transport
+        self.state.connections.add(self)
+        self.deadline = self.state.now + self.state.timeout_keep_alive
+        self.engine.start()
+        if early_bytes:
+            self.data_received(early_bytes)
+        else:
+            self.flush()
+        if read_paused and not self.closed:
+            transport.resume_reading()
+        if self.state.shutting_down:
+            self.shutdown()
+
+    # asyncio.Protocol ---------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            events = self.engine.feed(data)
+        except http2_h2.ConnectionError_ as exc:
+            error_logger.debug("HTTP/2 protocol error from %s: %s", self.client_label, exc)
+            self.close()
+            return
+        streams = self.streams
+        for event in events:
+            kind = event[0]
+            stream = streams.get(event[1])
+            if kind == HEADERS:
+                self.open_stream(event[1], event[2], event[3])
+            elif kind == DATA:
+                if stream is None:
+                    self.engine.consumed(event[1], event[3])  # nobody reads it: the window reopens
+                else:
+                    stream.body_received(event[2], event[3], event[4])
+            elif kind == END:
+                if stream is not None:
+                    stream.body_ended()
+            elif kind == RESET:
+                self.reset_budget -= 1
+                if self.reset_budget < 0:
+                    self.calm_down("too many streams reset")
+                    return
+                if stream is not None:
+                    stream.reset_by_client()
+            elif kind == WINDOW:
+                if event[1] == 0:
+                    for each in list(streams.values()):
+                        each.wake_sender()
+                elif stream is not None:
+                    stream.wake_sender()
+            elif kind == GOAWAY:
+                self.going_away = True
+        self.flush()
+        if self.going_away and not self.streams:
+            self.close()
+        elif self.write_paused and not self.read_paused:
+            # The client does not read what is sent (answers to its PINGs and
+            # SETTINGS among it): read nothing more from it until it does.
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def calm_down(self, why: str) -> None:
+        """A client abusing the protocol: GOAWAY ENHANCE_YOUR_CALM, and the connection closes."""
+        error_logger.warning("HTTP/2 connection from %s closed: %s", self.client_label, why)
+        self.engine.goaway(http2_h2.ENHANCE_YOUR_CALM)
+        self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.state.connections.discard(self)
+        for stream in list(self.streams.values()):
+            stream.connection_lost()
+        self.streams.clear()
+        self.wake_drainers()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self.wake_drainers()
+        if self.read_paused and not self.closed:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def wake_drainers(self) -> None:
+        waiters, self.drain_waiters = self.drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait while the transport's buffer is above its high-water mark."""
+        while self.write_paused and not self.closed:
+            waiter = self.state.loop.create_future()
+            self.drain_waiters.append(waiter)
+            await waiter
+
+    # Streams ----------------------------------------------------------------
+
+    def open_stream(self, stream_id: int, headers: list[tuple[bytes, bytes]], ended: bool) -> None:
+        if self.going_away or self.running >= self.settings.max_concurrent_streams:
+            self.engine.reset(stream_id, http2_h2.REFUSED_STREAM)
+            return
+        stream = Stream(self, stream_id, ended)
+        self.streams[stream_id] = stream
+        self.deadline = 0.0
+        try:
+            stream.scope = self.build_scope(headers)
+        except RequestError as exc:
+            error_logger.warning("Invalid HTTP/2 request from %s: %s", self.client_label, exc)
+            stream.scope = self.error_scope()
+            stream.answer_error(exc.status)
+            return
+        state = self.state
+        stream.started_at = perf_counter()
+        if state.limit_concurrency and state.in_flight >= state.limit_concurrency:
+            stream.answer_error(503)
+            return
+        state.in_flight += 1
+        self.running += 1
+        state.requests_started += 1
+        if state.requests_started == state.max_requests:
+            state.on_max_requests()
+        task = state.loop.create_task(stream.run(state.app), context=state.context.copy(), name=TASK_NAME)
+        stream.task = task
+        state.tasks.add(task)
+
+    def stream_done(self, stream: Stream) -> None:
+        """The stream's response is complete (or the stream gone)."""
+        if self.streams.pop(stream.stream_id, None) is None:
+            return
+        if not self.streams:
+            if self.going_away:
+                self.close()
+            else:
+                self.deadline = self.state.now + self.state.timeout_keep_alive
+
+    def build_scope(self, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+        """The scope of a request whose head the engine has checked (pseudo-header fields first, once each)."""
+        method = target = authority = None
+        fields = []
+        forwarding = None
+        host = None
+        for name, value in headers:
+            if name[:1] == b":":
+                if name == b":method":
+                    method = value
+                elif name == b":path":
+                    target = value
+                elif name == b":authority":
+                    authority = value
+                continue
+            if name == b"host":
+                if host is not None:
+                    raise RequestError(400, "Repeated Host header")
+                host = value
+                continue
+            if name in FORWARDING_HEADER_NAMES and self.trusted_proxy:
+                forwarding = forwarding or []
+                forwarding.append((name, value))
+            fields.append((name, value))
+        if target is None:
+            raise RequestError(501, "CONNECT is not supported")
+        if authority is not None and host is not None and host != authority:
+            raise RequestError(400, "Host header and :authority disagree")
+        host = authority if authority is not None else host
+        if host is not None:
+            fields.insert(0, (b"host", host))
+        raw_path, query_string = split_target(target)
+        scope = self.connection_scope()
+        scope["method"] = method.decode("ascii")
+        scope["path"] = decode_path(raw_path)
+        scope["raw_path"] = raw_path
+        scope["query_string"] = query_string
+        scope["headers"] = fields
+        if forwarding is not None:
+            scope["client"], scope["scheme"] = self.state.proxy.resolve(forwarding, scope["client"], scope["scheme"])
+        return scope
+
+    def connection_scope(self) -> dict[str, Any]:
+        """A scope with what every request of this connection shares (the scheme is the connection's)."""
+        scope = self.state.scope_template.copy()
+        scope["asgi"] = ASGI_VERSION.copy()
+        scope["http_version"] = "2"
+        scope["scheme"] = self.scheme
+        scope["server"] = self.server
+        scope["client"] = self.client
+        extensions = {name: {} for name in RESPONSE_EXTENSIONS}
+        if self.tls is not None:
+            extensions["tls"] = self.tls
+        scope["extensions"] = extensions
+        scope["state"] = self.state.lifespan_state.copy()
+        return scope
+
+    def error_scope(self) -> dict[str, Any]:
+        """What the access log says of a request refused before it had a scope."""
+        scope = self.connection_scope()
+        scope.update(method="-", path="-", raw_path=b"-", query_string=b"", headers=[])
+        return scope
+
+    # Deadlines and closing ----------------------------------------------------
+
+    def check_deadline(self, now: float) -> None:
+        """The sweep, once a second: the reset budget refilled; an idle connection's keep-alive timeout."""
+        self.reset_budget = min(RESET_BURST, self.reset_budget + RESETS_PER_SECOND)
+        if self.deadline and now >= self.deadline and not self.streams:
+            self.deadline = 0.0
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        """Graceful: GOAWAY with the last stream seen; the streams in flight finish, then the connection closes."""
+        if self.closed:
+            return
+        self.going_away = True
+        if not self.engine.goaway_sent:
+            self.engine.goaway()
+            self.flush()
+        if not self.streams:
+            self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.flush()
+            self.closed = True
+            self.transport.close()
+            for stream in list(self.streams.values()):
+                stream.connection_lost()  # (the engine takes no frames now: send() raises)
+
+    def flush(self) -> None:
+        """Write the frames the engine has queued."""
+        if self.closed:
+            return
+        data = self.engine.output()
+        if data:
+            self.transport.write(data)
+
+
+class Stream:
+    """One request and its response on an HTTP/2 connection: the ``receive`` and ``send`` an app gets."""
+
+    def __init__(self, conn: HTTP2Protocol, stream_id: int, body_complete: bool) -> None:
+        self.conn = conn
+        self.stream_id = stream_id
+        self.scope: dict[str, Any] = {}
+        self.task: asyncio.Task[None] | None = None
+        # Request body: chunks received and not yet read, and their flow-controlled size.
+        self.body: list[bytes] = []
+        self.body_credit = 0
+        self.body_complete = body_complete
+        self.body_delivered = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.gone = False  # reset by the client, or the connection lost
+        # Response
+        self.started = False
+        self.head_sent = False
+        self.complete = False
+        self.status = 0
+        self.response_headers: list[tuple[bytes, bytes]] = []
+        self.no_body = False
+        self.trailers = False
+        self.awaiting_trailers = False
+        self.bytes_sent = 0
+        self.started_at = 0.0
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    wake_sender = wake
+
+    async def wait(self) -> None:
+        waiter = self.waiter = self.conn.state.loop.create_future()
+        try:
+            await waiter
+        finally:
+            self.waiter = None
+
+    # Events from the connection ---------------------------------------------
+
+    def body_received(self, data: bytes, credit: int, ended: bool) -> None:
+        if data:
+            self.body.append(data)
+        self.body_credit += credit
+        if ended:
+            self.body_complete = True
+        self.wake()
+
+    def body_ended(self) -> None:
+        self.body_complete = True
+        self.wake()
+
+    def reset_by_client(self) -> None:
+        self.gone = True
+        self.conn.stream_done(self)
+        self.wake()
+
+    def connection_lost(self) -> None:
+        self.gone = True
+        self.wake()
+
+    # The app's side ---------------------------------------------------------
+
+    async def run(self, app: Any) -> None:
+        conn = self.conn
+        try:
+            await app(self.scope, self.receive, self.send)
+        except asyncio.CancelledError:
+            if not self.gone:
+                error_logger.warning("Request cancelled at shutdown: %s", self.scope["path"])
+            self.abort(500)
+        except Exception as exc:
+            if self.gone and isinstance(exc, OSError):
+                error_logger.debug("Client went away during the request: %r", exc)
+            else:
+                error_logger.error("Exception in ASGI application", exc_info=exc)
+            self.abort(500)
+        else:
+            if not self.complete:
+                if not self.gone:
+                    what = "completing" if self.started else "starting"
+                    error_logger.error("ASGI callable returned without %s the response", what)
+                self.abort(500)
+        finally:
+            conn.running -= 1
+            conn.state.in_flight -= 1
+            conn.state.tasks.discard(self.task)
+            self.task = None
+
+    async def receive(self) -> dict[str, Any]:
+        while True:
+            if self.gone or self.complete:
+                return DISCONNECT
+            if self.body:
+                return self.take_body()
+            if self.body_complete and not self.body_delivered:
+                self.body_delivered = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await self.wait()
+
+    def take_body(self) -> dict[str, Any]:
+        chunks = self.body
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        conn = self.conn
+        if self.body_credit:
+            # Only what the app has read is given back to the client's window.
+            conn.engine.consumed(self.stream_id, self.body_credit)
+            self.body_credit = 0
+            conn.flush()
+        more_body = not self.body_complete
+        self.body_delivered = not more_body
+        return {"type": "http.request", "body": body, "more_body": more_body}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.gone:
+            raise OSError("The client reset the stream or closed the connection")
+        kind = message["type"]
+        if not self.started:
+            if kind == "http.response.start":
+                self.start_response(message)
+            elif kind == "http.response.early_hint":
+                self.early_hint(message)
+            else:
+                raise ASGIMessageError(f"Expected http.response.start, got {kind!r}")
+        elif self.awaiting_trailers:
+            if kind != "http.response.trailers":
+                raise ASGIMessageError(f"Expected http.response.trailers, got {kind!r}")
+            await self.send_trailers(message)
+        elif self.complete:
+            raise ASGIMessageError(f"Unexpected {kind!r}: the response is complete")
+        elif kind == "http.response.body":
+            body = message.get("body", b"")
+            if type(body) is not bytes:
+                body = body_bytes(body)
+            await self.send_body(body, message.get("more_body", False))
+        else:
+            raise ASGIMessageError(f"Expected http.response.body, got {kind!r}")
+
+    def start_response(self, message: dict[str, Any]) -> None:
+        status = message["status"]
+        validate_status(status)
+        state = self.conn.state
+        headers = [(b":status", STATUS_CODES[status])]
+        custom_server = custom_date = False
+        for item in message.get("headers", ()):
+            name, value = header_pair(item)
+            key = header_key(name)
+            check_header_value(name, value)
+            if key in CONNECTION_SPECIFIC:
+                continue
+            if key == b"server":
+                custom_server = True
+            elif key == b"date":
+                custom_date = True
+            headers.append((key, value))
+        headers.extend(default_header_pairs(state.default_headers_without(custom_server, custom_date)))
+        self.status = status
+        self.response_headers = headers
+        self.trailers = bool(message.get("trailers", False))
+        self.no_body = status in NO_BODY_STATUSES or self.scope["method"] == "HEAD"
+        self.started = True
+
+    def early_hint(self, message: dict[str, Any]) -> None:
+        links = message.get("links", ())
+        for link in links:
+            check_header_value(b"link", link)
+        if links:
+            fields = [(b":status", b"103")] + [(b"link", link) for link in links]
+            self.conn.engine.send_headers(self.stream_id, fields, False)
+            self.conn.flush()
+
+    async def send_body(self, body: bytes, more_body: bool) -> None:
+        conn = self.conn
+        engine = conn.engine
+        stream_id = self.stream_id
+        ends = not more_body and not self.trailers
+        if not self.head_sent:
+            self.head_sent = True
+            engine.send_headers(stream_id, self.response_headers, ends and (self.no_body or not body))
+            if ends and (self.no_body or not body):
+                self.finish()
+                return
+        if self.no_body:
+            body = b""
+        total = len(body)
+        offset = 0
+        while offset < total:
+            window = engine.window(stream_id)
+            if window <= 0:
+                conn.flush()
+                await self.wait()
+                if self.gone:
+                    raise OSError("The client reset the stream or closed the connection")
+                continue
+            chunk = body[offset : offset + window] if offset or window < total else body
+            offset += len(chunk)
+            engine.send_data(stream_id, chunk, ends and offset == total)
+            self.bytes_sent += len(chunk)
+            if conn.write_paused:
+                conn.flush()
+                await conn.drain()
+                if self.gone:
+                    raise OSError("The client reset the stream or closed the connection")
+        if ends and total == 0:
+            engine.send_data(stream_id, b"", True)
+        if not more_body:
+            if self.trailers:
+                self.awaiting_trailers = True
+            else:
+                self.finish()
+                return
+        conn.flush()
+
+    async def send_trailers(self, message: dict[str, Any]) -> None:
+        fields = [check_trailer(item) for item in message.get("headers", ())]
+        more = message.get("more_trailers", False)
+        if fields or not more:
+            self.conn.engine.send_headers(self.stream_id, fields, not more)
+        if not more:
+            self.awaiting_trailers = False
+            self.finish()
+        else:
+            self.conn.flush()
+
+    def finish(self) -> None:
+        self.complete = True
+        conn = self.conn
+        conn.flush()
+        if conn.state.access_log:
+            log_request(
+                conn.state.access_format,
+                conn.client_label,
+                self.scope,
+                self.status,
+                self.response_headers,
+                self.bytes_sent,
+                self.started_at,
+            )
+        conn.stream_done(self)
+        self.wake()
+
+    def abort(self, status: int) -> None:
+        """End a stream whose app failed: an error response if nothing was sent, else RST_STREAM."""
+        if self.complete:
+            return
+        if self.gone:
+            self.complete = True
+            return
+        if not self.head_sent:
+            self.answer_error(status)
+        else:
+            self.complete = True
+            self.conn.engine.reset(self.stream_id, http2_h2.INTERNAL_ERROR)
+            self.conn.flush()
+            self.conn.stream_done(self)
+
+    def answer_error(self, status: int) -> None:
+        """A short plain-text error answer, the stream then done."""
+        body = error_body(status)
+        self.status = status
+        self.response_headers = [
+            (b":status", STATUS_CODES[status]),
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", b"%d" % len(body)),
+            *default_header_pairs(self.conn.state.default_headers),
+        ]
+        self.head_sent = True
+        engine = self.conn.engine
+        engine.send_headers(self.stream_id, self.response_headers, False)
+        engine.send_data(self.stream_id, body, True)  # (short: within any window a client may give)
+        self.bytes_sent = len(body)
+        self.finish()
+
+
+_DEFAULT_PAIRS: dict[bytes, list[tuple[bytes, bytes]]] = {}
+
+
+def default_header_pairs(lines: bytes) -> list[tuple[bytes, bytes]]:
+    """The server's default header lines (Server, Date, --header) as HTTP/2 fields; they change once a second."""
+    pairs = _DEFAULT_PAIRS.get(lines)
+    if pairs is None:
+        if len(_DEFAULT_PAIRS) > 16:
+            _DEFAULT_PAIRS.clear()
+        pairs = []
+        for line in lines.split(b"\r\n"):
+            if line:
+                name, _, value = line.partition(b":")
+                pairs.append((name.strip().lower(), value.strip()))
+        _DEFAULT_PAIRS[lines] = pairs
+    return pairs

@@ -1,0 +1,147 @@
+"""The readable HTTP/2 engine: framing, HPACK and flow control by the h2 library.
+
+An engine turns received bytes into a few kinds of events (the tuples below)
+and frames what the stream layer (fastserve.protocols.http2) sends. The
+compiled engine on libnghttp2 is to offer the same methods and events, so
+that the stream layer, and the tests, serve both alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+import hyperframe.frame
+
+# Event kinds: (kind, stream_id, ...)
+HEADERS = 1  # (HEADERS, stream_id, headers, end_stream): a request's head
+DATA = 2  # (DATA, stream_id, data, flow_controlled_length, end_stream)
+END = 3  # (END, stream_id): the request body is complete
+RESET = 4  # (RESET, stream_id, error_code): the client reset the stream
+WINDOW = 5  # (WINDOW, stream_id): the client opened a window (0: the connection's, or every stream's)
+GOAWAY = 6  # (GOAWAY, last_stream_id): the client is closing the connection
+
+NO_ERROR = h2.errors.ErrorCodes.NO_ERROR
+PROTOCOL_ERROR = h2.errors.ErrorCodes.PROTOCOL_ERROR
+INTERNAL_ERROR = h2.errors.ErrorCodes.INTERNAL_ERROR
+REFUSED_STREAM = h2.errors.ErrorCodes.REFUSED_STREAM
+CANCEL = h2.errors.ErrorCodes.CANCEL
+ENHANCE_YOUR_CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+
+
+class ConnectionError_(Exception):
+    """The client broke the protocol: the engine has queued its GOAWAY; the connection closes."""
+
+
+class H2Engine:
+    """One server-side HTTP/2 connection's framing, on h2."""
+
+    name = "h2"
+
+    def __init__(self, settings: Any) -> None:
+        config = h2.config.H2Configuration(client_side=False, header_encoding=None, validate_inbound_headers=True)
+        self.connection = h2.connection.H2Connection(config=config)
+        self.connection.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: settings.max_concurrent_streams,
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: settings.initial_window_size,
+                h2.settings.SettingCodes.MAX_FRAME_SIZE: settings.max_frame_size,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: settings.max_header_list_size,
+                h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 0,
+            },
+        )
+        self.connection_window = settings.connection_window_size
+        self.goaway_sent = False
+        # Frames of ours queued behind h2's (a graceful GOAWAY: see goaway).
+        self.queued = b""
+
+    def start(self) -> None:
+        """The server's preface (its SETTINGS), and the connection's receive window opened."""
+        self.connection.initiate_connection()
+        opening = self.connection_window - 65535  # (every connection starts with 65,535)
+        if opening > 0:
+            self.connection.increment_flow_control_window(opening)
+
+    def feed(self, data: bytes) -> list[tuple[Any, ...]]:
+        """The events ``data`` completes; ConnectionError_ if it breaks the protocol."""
+        try:
+            events = self.connection.receive_data(bytes(data))
+        except h2.exceptions.ProtocolError as exc:
+            # h2 queued a GOAWAY with the error's code for most errors; make sure of one.
+            if self.connection.state_machine.state != h2.connection.ConnectionState.CLOSED:
+                self.goaway(getattr(exc, "error_code", PROTOCOL_ERROR))
+            raise ConnectionError_(str(exc) or type(exc).__name__) from None
+        out: list[tuple[Any, ...]] = []
+        for event in events:
+            if isinstance(event, h2.events.RequestReceived):
+                out.append((HEADERS, event.stream_id, event.headers, event.stream_ended is not None))
+            elif isinstance(event, h2.events.DataReceived):
+                ended = event.stream_ended is not None
+                out.append((DATA, event.stream_id, event.data, event.flow_controlled_length, ended))
+            elif isinstance(event, h2.events.StreamEnded):
+                out.append((END, event.stream_id))
+            elif isinstance(event, h2.events.StreamReset):
+                out.append((RESET, event.stream_id, event.error_code))
+            elif isinstance(event, h2.events.WindowUpdated):
+                out.append((WINDOW, event.stream_id))
+            elif isinstance(event, h2.events.RemoteSettingsChanged):
+                out.append((WINDOW, 0))  # a new initial window or frame size may let a stream go on
+            elif isinstance(event, h2.events.ConnectionTerminated):
+                out.append((GOAWAY, event.last_stream_id or 0))
+            # (Request trailers have no place in ASGI; h2 reports their END_STREAM as StreamEnded.)
+        return out
+
+    def output(self) -> bytes:
+        """Frames queued since the last call."""
+        if self.queued:
+            data, self.queued = self.queued + self.connection.data_to_send(), b""
+            return data
+        return self.connection.data_to_send()
+
+    def send_headers(self, stream_id: int, headers: list[tuple[bytes, bytes]], end_stream: bool) -> None:
+        self.connection.send_headers(stream_id, headers, end_stream=end_stream)
+
+    def send_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        self.connection.send_data(stream_id, data, end_stream=end_stream)
+
+    def window(self, stream_id: int) -> int:
+        """How many body bytes the stream may send now: its window, the connection's, one frame."""
+        try:
+            window = self.connection.local_flow_control_window(stream_id)
+        except h2.exceptions.StreamClosedError:
+            return 0
+        return min(window, self.connection.max_outbound_frame_size)
+
+    def consumed(self, stream_id: int, length: int) -> None:
+        """The app took ``length`` flow-controlled bytes: the client may send more (WINDOW_UPDATE)."""
+        # (h2 returns the connection's share even when the stream is gone.)
+        self.connection.acknowledge_received_data(length, stream_id)
+
+    def reset(self, stream_id: int, error_code: int) -> None:
+        try:
+            self.connection.reset_stream(stream_id, error_code)
+        except h2.exceptions.StreamClosedError:
+            pass
+
+    def goaway(self, error_code: int = NO_ERROR) -> None:
+        """GOAWAY naming the last stream the server has seen: later ones are not served.
+
+        With an error the connection is over (h2 sends nothing more). Without,
+        the streams in flight still finish, which h2's close_connection does
+        not allow: that GOAWAY is framed here and queued behind h2's frames.
+        """
+        self.goaway_sent = True
+        last_stream_id = self.connection.highest_inbound_stream_id
+        if error_code != NO_ERROR:
+            self.connection.close_connection(error_code, last_stream_id=last_stream_id)
+            return
+        frame = hyperframe.frame.GoAwayFrame(0)
+        frame.last_stream_id = last_stream_id
+        frame.error_code = NO_ERROR
+        self.queued += self.connection.data_to_send() + frame.serialize()

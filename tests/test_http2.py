@@ -1,0 +1,370 @@
+"""HTTP/2: negotiation (h2c prior knowledge, ALPN), the ASGI mapping, flow control, resets and shutdown.
+
+Real clients on real sockets: httpx (with h2) and a raw h2 client (tests/h2_client.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+import threading
+
+import h2.errors
+import h2.events
+import httpx
+import hyperframe.frame
+import pytest
+
+from fastserve.cli import version_line
+from tests.apps import echo, hello, scope_app
+from tests.conftest import client_context, recv_all, wait_for
+from tests.h2_client import PREFACE, H2Client
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def serve(serve):
+    """conftest's serve, with HTTP/2 on (it is off by default until every flood is held off)."""
+
+    def start(app, **options):
+        options.setdefault("http2", True)
+        return serve(app, **options)
+
+    return start
+
+CHUNK = b"d" * 65536
+DOWNLOAD_CHUNKS = 1024  # 64 MiB
+
+
+async def download(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/x-test")]})
+    for _ in range(DOWNLOAD_CHUNKS - 1):
+        await send({"type": "http.response.body", "body": CHUNK, "more_body": True})
+    await send({"type": "http.response.body", "body": CHUNK})
+
+
+async def counting_upload(scope, receive, send):
+    digest = hashlib.sha256()
+    size = 0
+    while True:
+        message = await receive()
+        digest.update(message["body"])
+        size += len(message["body"])
+        if not message.get("more_body"):
+            break
+    body = b"%d %s" % (size, digest.hexdigest().encode())
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+def h2c_client() -> httpx.Client:
+    return httpx.Client(http1=False, http2=True, timeout=10)
+
+
+def test_prior_knowledge_scope(serve):
+    with serve(scope_app) as server, h2c_client() as client:
+        response = client.get(server.url("/a%20b?x=1"), headers={"x-test": "yes"})
+        again = client.get(server.url("/second"))
+    assert response.http_version == "HTTP/2" and again.http_version == "HTTP/2"
+    scope = response.json()
+    assert scope["http_version"] == "2"
+    assert scope["scheme"] == "http"
+    assert scope["method"] == "GET"
+    assert scope["path"] == "/a b" and scope["raw_path"] == "/a%20b" and scope["query_string"] == "x=1"
+    assert scope["headers"][0] == ["host", f"{server.host}:{server.port}"]
+    assert ["x-test", "yes"] in scope["headers"]
+    assert not any(name.startswith(":") for name, _ in scope["headers"])
+    assert set(scope["extensions"]) == {"http.response.trailers", "http.response.early_hint"}
+
+
+def test_preface_in_pieces_is_still_http2(serve):
+    with serve(hello) as server:
+        client = H2Client(server.host, server.port)
+        # h2's client sent the preface with its SETTINGS in one write: send a second
+        # connection's preface a byte at a time instead.
+        raw = server.connect()
+        for byte in PREFACE:
+            raw.sendall(bytes([byte]))
+        raw.sendall(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")  # an empty SETTINGS frame
+        first = raw.recv(9)
+        raw.close()
+        stream = client.request("/")
+        headers, body = client.response(stream)
+        client.close()
+    assert first[3] == 0x4  # the server's SETTINGS: it speaks HTTP/2 on that connection
+    assert headers[b":status"] == b"200" and body == b"hello"
+
+
+def test_http11_still_served_beside_http2(serve):
+    with serve(hello) as server, httpx.Client() as client:
+        response = client.get(server.url())
+    assert response.http_version == "HTTP/1.1" and response.text == "hello"
+
+
+def test_version_names_the_engine():
+    assert "http2: h2," in version_line(http2=True) and "http2: off," in version_line()
+
+
+def test_no_http2_refuses_the_preface(serve):
+    with serve(hello, http2=False) as server:
+        sock = server.connect()
+        sock.sendall(PREFACE)
+        reply = recv_all(sock)
+    assert reply.startswith(b"HTTP/1.1 400 ")
+
+
+def test_alpn_h2_over_tls(serve, ca, server_files):
+    tls = {"ssl_certfile": server_files["certfile"], "ssl_keyfile": server_files["keyfile"]}
+    with serve(scope_app, **tls) as server:
+        url = f"https://127.0.0.1:{server.port}/"
+        with httpx.Client(http2=True, verify=client_context(ca), timeout=10) as client:
+            response = client.get(url)
+        with httpx.Client(http2=False, verify=client_context(ca), timeout=10) as client:
+            plain = client.get(url)
+    assert response.http_version == "HTTP/2"
+    scope = response.json()
+    assert scope["scheme"] == "https" and scope["http_version"] == "2"
+    assert scope["extensions"]["tls"]["tls_version"] in (0x0303, 0x0304)
+    assert plain.http_version == "HTTP/1.1"
+
+
+def test_concurrent_streams_run_at_once(serve):
+    count = 8
+    arrived = []
+    everyone = {}
+
+    async def barrier(scope, receive, send):
+        # Every request waits until all have arrived: served one at a time, none would finish.
+        if "event" not in everyone:
+            everyone["event"] = asyncio.Event()
+        arrived.append(scope["path"])
+        if len(arrived) == count:
+            everyone["event"].set()
+        await everyone["event"].wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    async def fetch_all(url):
+        async with httpx.AsyncClient(http1=False, http2=True, timeout=10) as client:
+            return await asyncio.gather(*(client.get(f"{url}{n}") for n in range(count)))
+
+    with serve(barrier) as server:
+        responses = asyncio.run(fetch_all(server.url("/")))
+    assert [response.text for response in responses] == [f"/{n}" for n in range(count)]
+    assert {response.http_version for response in responses} == {"HTTP/2"}
+
+
+def test_streamed_upload_beyond_the_window(serve):
+    body = bytes(range(256)) * 4096 * 3  # 3 MiB: many stream windows, and more than the connection's
+    with serve(counting_upload) as server, h2c_client() as client:
+        response = client.post(server.url(), content=iter([body[i : i + 50_000] for i in range(0, len(body), 50_000)]))
+    assert response.text == f"{len(body)} {hashlib.sha256(body).hexdigest()}"
+
+
+def test_echo_keeps_the_body_whole(serve):
+    with serve(echo) as server, h2c_client() as client:
+        response = client.post(server.url("/e"), content=b"x" * 100_000)
+    assert response.content == b"x" * 100_000 and response.headers["x-path"] == "/e"
+
+
+def test_64_mib_download_through_a_small_client_window(serve):
+    with serve(download) as server:
+        client = H2Client(server.host, server.port, window=65535)
+        stream = client.request("/")
+        size = 0
+        while not client.ended(stream):
+            for event in client.receive():
+                if isinstance(event, h2.events.DataReceived):
+                    size += len(event.data)
+        client.close()
+    assert size == len(CHUNK) * DOWNLOAD_CHUNKS
+    assert not client.of(h2.events.StreamReset)
+
+
+def test_trailers_and_early_hints(serve):
+    async def app(scope, receive, send):
+        await send({"type": "http.response.early_hint", "links": [b"</style.css>; rel=preload; as=style"]})
+        await send({"type": "http.response.start", "status": 200, "headers": [], "trailers": True})
+        await send({"type": "http.response.body", "body": b"body", "more_body": False})
+        await send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"abc")], "more_trailers": False})
+
+    with serve(app) as server:
+        client = H2Client(server.host, server.port)
+        stream = client.request("/")
+        headers, body = client.response(stream)
+        client.close()
+    hints = client.of(h2.events.InformationalResponseReceived, stream)
+    assert hints and dict(hints[0].headers)[b":status"] == b"103"
+    assert dict(hints[0].headers)[b"link"] == b"</style.css>; rel=preload; as=style"
+    assert headers[b":status"] == b"200" and body == b"body"
+    trailers = client.of(h2.events.TrailersReceived, stream)
+    assert trailers and dict(trailers[0].headers) == {b"x-checksum": b"abc"}
+
+
+def test_client_reset_mid_response_disconnects_only_that_stream(serve):
+    seen = []
+    streaming = threading.Event()
+
+    async def endless(scope, receive, send):
+        if scope["path"] != "/endless":
+            await hello(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x" * 1000, "more_body": True})
+        streaming.set()
+        assert (await receive())["type"] == "http.request"  # (the empty body of a GET)
+        seen.append(await receive())
+        try:
+            await send({"type": "http.response.body", "body": b"more", "more_body": True})
+        except OSError as exc:
+            seen.append(exc)
+
+    with serve(endless) as server:
+        client = H2Client(server.host, server.port)
+        stream = client.request("/endless")
+        client.until(lambda c: c.of(h2.events.DataReceived, stream))
+        assert streaming.wait(5)
+        client.conn.reset_stream(stream, h2.errors.ErrorCodes.CANCEL)
+        client.flush()
+        wait_for(lambda: len(seen) == 2)
+        other = client.request("/other")
+        headers, body = client.response(other)
+        client.close()
+    assert seen[0] == {"type": "http.disconnect"}
+    assert isinstance(seen[1], OSError)
+    assert headers[b":status"] == b"200" and body == b"hello"
+
+
+def test_graceful_shutdown_sends_goaway_and_finishes_streams(serve):
+    release = threading.Event()
+    entered = threading.Event()
+
+    async def slow(scope, receive, send):
+        entered.set()
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"finished"})
+
+    with serve(slow) as server:
+        client = H2Client(server.host, server.port)
+        stream = client.request("/")
+        assert entered.wait(5)
+        stopper = threading.Thread(target=server.stop)
+        stopper.start()
+        client.until(lambda c: c.of(h2.events.ConnectionTerminated))
+        goaway = client.of(h2.events.ConnectionTerminated)[0]
+        release.set()
+        frames = client.frames_until_closed()  # (the server closes once the stream is done)
+        stopper.join(10)
+    assert goaway.error_code == h2.errors.ErrorCodes.NO_ERROR and goaway.last_stream_id == stream
+    headers = [frame for frame in frames if isinstance(frame, hyperframe.frame.HeadersFrame)]
+    data = [frame for frame in frames if isinstance(frame, hyperframe.frame.DataFrame)]
+    assert headers[0].stream_id == stream and headers[0].decoded[b":status"] == b"200"
+    assert b"".join(frame.data for frame in data) == b"finished" and "END_STREAM" in data[-1].flags
+
+
+def test_connection_specific_request_header_is_a_protocol_error(serve):
+    with serve(hello) as server:
+        client = H2Client(server.host, server.port, validate=False)
+        client.request("/", headers=[(b"connection", b"keep-alive")])
+        client.until(lambda c: c.of(h2.events.ConnectionTerminated) or c.of(h2.events.StreamReset))
+        client.close()
+        with h2c_client() as fresh:
+            assert fresh.get(server.url()).text == "hello"  # the server serves others
+    terminated = client.of(h2.events.ConnectionTerminated) or client.of(h2.events.StreamReset)
+    assert terminated[0].error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+
+
+def test_app_error_before_the_response_is_a_500(serve):
+    async def broken(scope, receive, send):
+        raise RuntimeError("boom")
+
+    with serve(broken) as server, h2c_client() as client:
+        response = client.get(server.url())
+        again = client.get(server.url())
+    assert response.status_code == 500 and again.status_code == 500
+
+
+def test_head_and_204_have_no_body(serve):
+    async def app(scope, receive, send):
+        status = 204 if scope["path"] == "/empty" else 200
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-length", b"5")]})
+        await send({"type": "http.response.body", "body": b"" if status == 204 else b"hello"})
+
+    with serve(app) as server, h2c_client() as client:
+        head = client.head(server.url())
+        empty = client.get(server.url("/empty"))
+    assert head.status_code == 200 and head.content == b"" and head.headers["content-length"] == "5"
+    assert empty.status_code == 204 and empty.content == b""
+
+
+def test_connection_headers_from_the_app_are_dropped(serve):
+    async def app(scope, receive, send):
+        headers = [(b"connection", b"close"), (b"transfer-encoding", b"chunked"), (b"x-kept", b"1")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with serve(app) as server:
+        client = H2Client(server.host, server.port)
+        headers, body = client.response(client.request("/"))
+        client.close()
+    assert body == b"ok" and headers[b"x-kept"] == b"1"
+    assert b"connection" not in headers and b"transfer-encoding" not in headers
+
+
+# Floods ---------------------------------------------------------------------
+
+
+def test_rapid_reset_buys_no_concurrency_and_ends_the_connection(serve):
+    """CVE-2023-44487: streams opened and reset at once, their apps still running."""
+
+    async def stubborn(scope, receive, send):
+        if scope["path"] == "/ok":
+            await hello(scope, receive, send)
+            return
+        await asyncio.sleep(30)  # ignores the reset: still running, it holds its place
+
+    with serve(stubborn, timeout_graceful_shutdown=0.5) as server:
+        attacker = H2Client(server.host, server.port)
+        for _ in range(1200):
+            stream = attacker.request("/")
+            attacker.conn.reset_stream(stream, h2.errors.ErrorCodes.CANCEL)
+            attacker.flush()
+        attacker.until(lambda c: c.of(h2.events.ConnectionTerminated))
+        running = server.state.in_flight
+        with h2c_client() as other:
+            served = other.get(server.url("/ok")).text
+        attacker.close()
+    goaway = attacker.of(h2.events.ConnectionTerminated)[0]
+    assert goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    assert running <= 100  # --h2-max-concurrent-streams: the resets bought no more
+    assert served == "hello"
+
+
+def test_ping_flood_from_a_client_that_does_not_read_is_bounded(serve):
+    """CVE-2019-9512: every PING asks for an ACK; a client that never reads must not grow the server's memory."""
+    ping = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"12345678"
+    with serve(hello) as server:
+        attacker = H2Client(server.host, server.port)
+        attacker.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        attacker.sock.settimeout(2)
+        sent = 0
+        flood = ping * 4096
+        try:
+            while sent < 64 * 1024 * 1024:
+                attacker.sock.sendall(flood)
+                sent += len(flood)
+        except TimeoutError:
+            pass  # the server stopped reading: the kernel buffers filled up
+        buffered = max(
+            (connection.transport.get_write_buffer_size() for connection in list(server.state.connections)), default=0
+        )
+        with h2c_client() as other:
+            served = other.get(server.url()).text
+        attacker.close()
+    assert sent < 64 * 1024 * 1024
+    assert buffered < 1024 * 1024
+    assert served == "hello"
