@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--h2-max-frame-size", type=int, default=16384, help="largest HTTP/2 frame payload the server accepts")
     add("--h2-max-header-list-size", type=int, default=65536, help="largest decoded HTTP/2 header list, in bytes")
     add(
+        "--h2-stall-timeout",
+        type=float,
+        default=30.0,
+        help="seconds an HTTP/2 response may wait on a closed window or an unread socket",
+    )
+    add(
         "--ws",
         choices=WS_CHOICES,
         default="auto",

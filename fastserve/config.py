@@ -88,6 +88,7 @@ class Config:
         h2_initial_window_size: int = 65535,
         h2_max_frame_size: int = 16384,
         h2_max_header_list_size: int = 64 * 1024,
+        h2_stall_timeout: float = 30.0,
         ws: str = "auto",
         ws_max_size: int = 16 * 1024 * 1024,
         ws_max_queue: int = 32,
@@ -163,6 +164,7 @@ class Config:
         self.h2_initial_window_size = h2_initial_window_size
         self.h2_max_frame_size = h2_max_frame_size
         self.h2_max_header_list_size = h2_max_header_list_size
+        self.h2_stall_timeout = h2_stall_timeout
         self.ws = ws
         self.ws_max_size = ws_max_size
         self.ws_max_queue = ws_max_queue
@@ -246,6 +248,7 @@ class Config:
         _between("h2-initial-window-size", self.h2_initial_window_size, 1, 2**31 - 1)
         _between("h2-max-frame-size", self.h2_max_frame_size, 2**14, 2**24 - 1)
         _at_least("h2-max-header-list-size", self.h2_max_header_list_size, 1024)
+        _at_least("h2-stall-timeout", self.h2_stall_timeout, 0.001)
         _choice("lifespan", self.lifespan, LIFESPAN_CHOICES)
         _choice("interface", self.interface, INTERFACE_CHOICES)
         if isinstance(self.log_level, str) and self.log_level not in LOG_LEVELS:
@@ -386,6 +389,7 @@ class Config:
             initial_window_size=self.h2_initial_window_size,
             max_frame_size=self.h2_max_frame_size,
             max_header_list_size=self.h2_max_header_list_size,
+            stall_timeout=self.h2_stall_timeout,
         )
 
     def loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop]:

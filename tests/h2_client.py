@@ -12,8 +12,6 @@ import h2.events
 import h2.settings
 import hyperframe.frame
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
 
 class H2Client:
     """One h2c connection with prior knowledge; ``events`` collects what the server sent."""

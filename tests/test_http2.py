@@ -12,6 +12,7 @@ import threading
 
 import h2.errors
 import h2.events
+import hpack
 import httpx
 import hyperframe.frame
 import pytest
@@ -33,6 +34,7 @@ def serve(serve):
         return serve(app, **options)
 
     return start
+
 
 CHUNK = b"d" * 65536
 DOWNLOAD_CHUNKS = 1024  # 64 MiB
@@ -368,3 +370,133 @@ def test_ping_flood_from_a_client_that_does_not_read_is_bounded(serve):
     assert sent < 64 * 1024 * 1024
     assert buffered < 1024 * 1024
     assert served == "hello"
+
+
+def test_zero_window_slow_read_is_reset_after_the_stall_timeout(serve):
+    """CVE-2019-9511/9517: a client that opens no window for the response holds it only for --h2-stall-timeout."""
+    outcome = []
+
+    async def big(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            await send({"type": "http.response.body", "body": b"x" * 100_000})
+        except OSError as exc:
+            outcome.append(exc)
+
+    with serve(big, h2_stall_timeout=1.0) as server:
+        client = H2Client(server.host, server.port, window=0)
+        stream = client.request("/")
+        client.until(lambda c: c.of(h2.events.StreamReset, stream), timeout=10)
+        wait_for(lambda: outcome)
+        with h2c_client() as other:
+            served = other.get(server.url()).status_code
+        client.close()
+    assert client.of(h2.events.StreamReset, stream)[0].error_code == h2.errors.ErrorCodes.CANCEL
+    assert isinstance(outcome[0], OSError)
+    assert served == 200
+
+
+def test_continuation_flood_is_a_connection_error(serve):
+    """A header block that never ends (CONTINUATION without END_HEADERS) is refused, not accumulated."""
+    with serve(hello) as server:
+        client = H2Client(server.host, server.port)
+        block = client.conn.encoder.encode([(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/")])
+        headers = hyperframe.frame.HeadersFrame(1)
+        headers.data = block
+        frames = headers.serialize()
+        continuation = hyperframe.frame.ContinuationFrame(1)
+        continuation.data = b"\x40\x01a\x01b" * 2000  # literal fields, 10 KB a frame
+        frames += continuation.serialize() * 200
+        try:
+            client.sock.sendall(frames)
+        except OSError:
+            pass  # the server may close before it has taken all of it
+        client.until(lambda c: c.of(h2.events.ConnectionTerminated) or c.closed)
+        with h2c_client() as other:
+            served = other.get(server.url()).text
+        client.close()
+    terminated = client.of(h2.events.ConnectionTerminated)
+    assert not terminated or terminated[0].error_code != h2.errors.ErrorCodes.NO_ERROR
+    assert served == "hello"
+
+
+def test_hpack_bomb_is_measured_decoded(serve):
+    """A small header block that decodes to a huge header list (one big entry referenced again and again)."""
+    with serve(hello) as server:
+        client = H2Client(server.host, server.port)
+        # A 4000-byte value added to the dynamic table (literal with incremental
+        # indexing, new name "x"), then referenced by its index (62) 3000 times:
+        # about 3 KB on the wire, 12 MB decoded.
+        value = b"v" * 4000
+        block = client.conn.encoder.encode([(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/")])
+        block += b"\x40\x01x" + b"\x7f" + bytes([0x80 | ((len(value) - 127) & 0x7F), (len(value) - 127) >> 7]) + value
+        block += b"\xbe" * 3000
+        headers = hyperframe.frame.HeadersFrame(1)
+        headers.data = block
+        headers.flags.add("END_HEADERS")
+        headers.flags.add("END_STREAM")
+        client.sock.sendall(headers.serialize())
+        client.until(lambda c: c.of(h2.events.ConnectionTerminated) or c.closed)
+        with h2c_client() as other:
+            served = other.get(server.url()).text
+        client.close()
+    terminated = client.of(h2.events.ConnectionTerminated)
+    assert terminated and terminated[0].error_code != h2.errors.ErrorCodes.NO_ERROR
+    assert served == "hello"
+
+
+def test_empty_data_frame_flood_ends_the_connection(serve):
+    """CVE-2019-9518: DATA frames with nothing in them, on a stream kept open."""
+
+    async def reader(scope, receive, send):
+        while (await receive())["type"] == "http.request":
+            pass
+
+    with serve(reader) as server:
+        client = H2Client(server.host, server.port)
+        stream = client.request("/", method="POST", end=False)
+        empty = hyperframe.frame.DataFrame(stream)
+        try:
+            client.sock.sendall(empty.serialize() * 5000)
+        except OSError:
+            pass
+        client.until(lambda c: c.of(h2.events.ConnectionTerminated) or c.closed)
+        client.close()
+    assert client.of(h2.events.ConnectionTerminated)[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+
+
+def test_streams_the_server_must_refuse_are_counted(serve):
+    """MadeYouReset (CVE-2025-8671): a client that makes the server reset stream after stream loses the connection.
+
+    Here the resets are the server's REFUSED_STREAM for streams beyond the cap
+    of running apps (whose own streams the client reset, so h2 counts them closed).
+    """
+
+    async def stubborn(scope, receive, send):
+        await asyncio.sleep(30)
+
+    with serve(stubborn, timeout_graceful_shutdown=0.5, h2_max_concurrent_streams=10) as server:
+        client = H2Client(server.host, server.port)
+        for _ in range(10):
+            client.conn.reset_stream(client.request("/"), h2.errors.ErrorCodes.CANCEL)
+        client.flush()
+        wait_for(lambda: server.state.in_flight == 10)
+        # (Fields never indexed: the same block can be sent again and again.)
+        fields = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"x"), (b":path", b"/")]
+        block = client.conn.encoder.encode([hpack.NeverIndexedHeaderTuple(*field) for field in fields])
+        frames = b""
+        for stream_id in range(21, 21 + 2 * 1100, 2):
+            headers = hyperframe.frame.HeadersFrame(stream_id)
+            headers.data = block
+            headers.flags.add("END_HEADERS")
+            headers.flags.add("END_STREAM")
+            frames += headers.serialize()
+        try:
+            client.sock.sendall(frames)
+        except OSError:
+            pass
+        client.until(lambda c: c.of(h2.events.ConnectionTerminated) or c.closed)
+        running = server.state.in_flight
+        client.close()
+    assert client.of(h2.events.ConnectionTerminated)[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    assert running == 10

@@ -49,11 +49,34 @@ RESPONSE_EXTENSIONS = {"http.response.trailers": {}, "http.response.early_hint":
 # received and not yet read, at most (each stream's is the initial window).
 CONNECTION_WINDOW = 1024 * 1024
 STATUS_CODES = {status: b"%d" % status for status in range(100, 600)}
-# Streams a client may reset (rapid reset, CVE-2023-44487): a bucket of this
-# many, refilled by this many a second (libnghttp2's defaults, so that both
-# engines draw the line in the same place). Empty: GOAWAY ENHANCE_YOUR_CALM.
-RESET_BURST = 1000
-RESETS_PER_SECOND = 33
+# Streams a client may reset (rapid reset, CVE-2023-44487): a bucket of 1000,
+# refilled by 33 a second (libnghttp2's defaults, so that both engines draw
+# the line in the same place). Empty: GOAWAY ENHANCE_YOUR_CALM.
+RESETS = (1000, 33)
+# DATA frames that carry nothing and do not end the stream (CVE-2019-9518):
+# they cost the server work and the client nothing.
+EMPTY_FRAMES = (1000, 100)
+# Streams the server resets (MadeYouReset, CVE-2025-8671: a client provoking
+# resets to free stream slots while the work goes on): RESETS again.
+SERVER_RESETS = RESETS
+
+
+class Budget:
+    """What a client may do this often: ``burst`` at once, ``rate`` more each second (the sweep refills it)."""
+
+    __slots__ = ("left", "burst", "rate")
+
+    def __init__(self, burst_and_rate: tuple[int, int]) -> None:
+        self.burst, self.rate = burst_and_rate
+        self.left = self.burst
+
+    def spend(self) -> bool:
+        """Whether there was one left."""
+        self.left -= 1
+        return self.left >= 0
+
+    def refill(self) -> None:
+        self.left = min(self.burst, self.left + self.rate)
 
 
 @dataclass(frozen=True)
@@ -64,6 +87,9 @@ class HTTP2Settings:
     initial_window_size: int = 65535
     max_frame_size: int = 16384
     max_header_list_size: int = 64 * 1024
+    # Longest a response may wait for the client's window to open or for the
+    # client to read (zero-window slow read, CVE-2019-9511/9517).
+    stall_timeout: float = 30.0
     # The engine every connection gets (libnghttp2's compiled binding is to come).
     engine_name: ClassVar[str] = http2_h2.H2Engine.name
 
@@ -98,13 +124,16 @@ class HTTP2Protocol(asyncio.Protocol):
         self.closed = False
         self.going_away = False  # GOAWAY sent or received: no new streams
         self.write_paused = False
+        self.write_paused_at = 0.0
         self.read_paused = False
         self.drain_waiters: list[asyncio.Future[None]] = []
         self.deadline = 0.0
         # Apps running for this connection's streams, reset ones included: at
         # most max_concurrent_streams, so that resetting a stream frees nothing.
         self.running = 0
-        self.reset_budget = RESET_BURST
+        self.resets = Budget(RESETS)
+        self.empty_frames = Budget(EMPTY_FRAMES)
+        self.server_resets = Budget(SERVER_RESETS)
 
     def start(self, transport: Any, read_paused: bool, early_bytes: bytes) -> None:
         """Take over the transport (already set to this protocol) with the bytes read so far."""
@@ -127,40 +156,16 @@ class HTTP2Protocol(asyncio.Protocol):
         if self.closed:
             return
         try:
-            events = self.engine.feed(data)
+            # (Events come frame by frame: a stream refused here is closed
+            # before the engine reads the next frame, and counts against nothing.)
+            for event in self.engine.feed(data):
+                self.take_event(event)
+                if self.closed:
+                    return
         except http2_h2.ConnectionError_ as exc:
             error_logger.debug("HTTP/2 protocol error from %s: %s", self.client_label, exc)
             self.close()
             return
-        streams = self.streams
-        for event in events:
-            kind = event[0]
-            stream = streams.get(event[1])
-            if kind == HEADERS:
-                self.open_stream(event[1], event[2], event[3])
-            elif kind == DATA:
-                if stream is None:
-                    self.engine.consumed(event[1], event[3])  # nobody reads it: the window reopens
-                else:
-                    stream.body_received(event[2], event[3], event[4])
-            elif kind == END:
-                if stream is not None:
-                    stream.body_ended()
-            elif kind == RESET:
-                self.reset_budget -= 1
-                if self.reset_budget < 0:
-                    self.calm_down("too many streams reset")
-                    return
-                if stream is not None:
-                    stream.reset_by_client()
-            elif kind == WINDOW:
-                if event[1] == 0:
-                    for each in list(streams.values()):
-                        each.wake_sender()
-                elif stream is not None:
-                    stream.wake_sender()
-            elif kind == GOAWAY:
-                self.going_away = True
         self.flush()
         if self.going_away and not self.streams:
             self.close()
@@ -170,8 +175,48 @@ class HTTP2Protocol(asyncio.Protocol):
             self.read_paused = True
             self.transport.pause_reading()
 
+    def reset_stream(self, stream_id: int, error_code: int) -> None:
+        """RST_STREAM from the server, counted: a client that provokes too many loses the connection."""
+        if self.closed:
+            return
+        if not self.server_resets.spend():
+            self.calm_down("too many streams the server had to reset")
+            return
+        self.engine.reset(stream_id, error_code)
+
+    def take_event(self, event: tuple[Any, ...]) -> None:
+        kind = event[0]
+        stream = self.streams.get(event[1])
+        if kind == HEADERS:
+            self.open_stream(event[1], event[2], event[3])
+        elif kind == DATA:
+            if not event[3] and not event[4] and not self.empty_frames.spend():
+                self.calm_down("too many empty DATA frames")
+            elif stream is None:
+                self.engine.consumed(event[1], event[3])  # nobody reads it: the window reopens
+            else:
+                stream.body_received(event[2], event[3], event[4])
+        elif kind == END:
+            if stream is not None:
+                stream.body_ended()
+        elif kind == RESET:
+            if not self.resets.spend():
+                self.calm_down("too many streams reset")
+            elif stream is not None:
+                stream.was_reset()
+        elif kind == WINDOW:
+            if event[1] == 0:
+                for each in list(self.streams.values()):
+                    each.wake_sender()
+            elif stream is not None:
+                stream.wake_sender()
+        elif kind == GOAWAY:
+            self.going_away = True
+
     def calm_down(self, why: str) -> None:
         """A client abusing the protocol: GOAWAY ENHANCE_YOUR_CALM, and the connection closes."""
+        if self.closed:
+            return
         error_logger.warning("HTTP/2 connection from %s closed: %s", self.client_label, why)
         self.engine.goaway(http2_h2.ENHANCE_YOUR_CALM)
         self.close()
@@ -186,6 +231,7 @@ class HTTP2Protocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.write_paused = True
+        self.write_paused_at = self.state.now
 
     def resume_writing(self) -> None:
         self.write_paused = False
@@ -211,7 +257,7 @@ class HTTP2Protocol(asyncio.Protocol):
 
     def open_stream(self, stream_id: int, headers: list[tuple[bytes, bytes]], ended: bool) -> None:
         if self.going_away or self.running >= self.settings.max_concurrent_streams:
-            self.engine.reset(stream_id, http2_h2.REFUSED_STREAM)
+            self.reset_stream(stream_id, http2_h2.REFUSED_STREAM)
             return
         stream = Stream(self, stream_id, ended)
         self.streams[stream_id] = stream
@@ -313,8 +359,19 @@ class HTTP2Protocol(asyncio.Protocol):
     # Deadlines and closing ----------------------------------------------------
 
     def check_deadline(self, now: float) -> None:
-        """The sweep, once a second: the reset budget refilled; an idle connection's keep-alive timeout."""
-        self.reset_budget = min(RESET_BURST, self.reset_budget + RESETS_PER_SECOND)
+        """The sweep, once a second: the reset budget, stalled responses, an idle connection's keep-alive timeout."""
+        for budget in (self.resets, self.empty_frames, self.server_resets):
+            budget.refill()
+        stall_limit = now - self.settings.stall_timeout
+        if self.write_paused and self.write_paused_at < stall_limit:
+            error_logger.debug("HTTP/2 client %s reads nothing: connection closed", self.client_label)
+            self.close()
+            return
+        for stream in list(self.streams.values()):
+            if 0.0 < stream.stalled_at < stall_limit:
+                error_logger.debug("HTTP/2 stream %d stalled on a closed window: reset", stream.stream_id)
+                stream.reset(http2_h2.CANCEL)
+        self.flush()
         if self.deadline and now >= self.deadline and not self.streams:
             self.deadline = 0.0
             self.shutdown()
@@ -361,7 +418,8 @@ class Stream:
         self.body_complete = body_complete
         self.body_delivered = False
         self.waiter: asyncio.Future[None] | None = None
-        self.gone = False  # reset by the client, or the connection lost
+        self.gone = False  # reset by the client or by the server, or the connection lost
+        self.stalled_at = 0.0  # since when send() waits for the client's window (0.0: it does not)
         # Response
         self.started = False
         self.head_sent = False
@@ -402,10 +460,15 @@ class Stream:
         self.body_complete = True
         self.wake()
 
-    def reset_by_client(self) -> None:
+    def was_reset(self) -> None:
+        """Reset, by the client or the server: the app hears http.disconnect, and send() raises."""
         self.gone = True
         self.conn.stream_done(self)
         self.wake()
+
+    def reset(self, error_code: int) -> None:
+        self.conn.reset_stream(self.stream_id, error_code)
+        self.was_reset()
 
     def connection_lost(self) -> None:
         self.gone = True
@@ -541,7 +604,11 @@ class Stream:
             window = engine.window(stream_id)
             if window <= 0:
                 conn.flush()
-                await self.wait()
+                self.stalled_at = conn.state.now
+                try:
+                    await self.wait()
+                finally:
+                    self.stalled_at = 0.0
                 if self.gone:
                     raise OSError("The client reset the stream or closed the connection")
                 continue
@@ -603,7 +670,7 @@ class Stream:
             self.answer_error(status)
         else:
             self.complete = True
-            self.conn.engine.reset(self.stream_id, http2_h2.INTERNAL_ERROR)
+            self.conn.reset_stream(self.stream_id, http2_h2.INTERNAL_ERROR)
             self.conn.flush()
             self.conn.stream_done(self)
 

@@ -8,6 +8,7 @@ that the stream layer, and the tests, serve both alike.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import h2.config
@@ -17,6 +18,8 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import hyperframe.frame
+
+from fastserve.protocols.http1 import HTTP2_PREFACE
 
 # Event kinds: (kind, stream_id, ...)
 HEADERS = 1  # (HEADERS, stream_id, headers, end_stream): a request's head
@@ -58,6 +61,11 @@ class H2Engine:
         )
         self.connection_window = settings.connection_window_size
         self.goaway_sent = False
+        self.max_frame_size = settings.max_frame_size
+        # Received bytes not yet handed to h2 (less than a frame), and how much
+        # of the client's preface is still to come.
+        self.received = b""
+        self.preface_left = len(HTTP2_PREFACE)
         # Frames of ours queued behind h2's (a graceful GOAWAY: see goaway).
         self.queued = b""
 
@@ -68,34 +76,58 @@ class H2Engine:
         if opening > 0:
             self.connection.increment_flow_control_window(opening)
 
-    def feed(self, data: bytes) -> list[tuple[Any, ...]]:
-        """The events ``data`` completes; ConnectionError_ if it breaks the protocol."""
+    def feed(self, data: bytes) -> Iterator[tuple[Any, ...]]:
+        """The events ``data`` completes, one frame at a time; ConnectionError_ if it breaks the protocol.
+
+        h2 would take every frame of a read at once, enforcing its stream limit
+        before the stream layer could refuse one; fed a frame at a time, it sees
+        each refusal before the next frame.
+        """
+        data = self.received + bytes(data) if self.received else bytes(data)
+        view = memoryview(data)
+        start = 0
+        end = len(data)
+        if self.preface_left:
+            taken = min(self.preface_left, end)
+            self.preface_left -= taken
+            yield from self.receive(view[:taken])
+            start = taken
+        while end - start >= 9:
+            length = int.from_bytes(view[start : start + 3], "big")
+            if length > self.max_frame_size:
+                yield from self.receive(view[start:])  # (h2 refuses the frame from its header)
+                return
+            if end - start < 9 + length:
+                break
+            yield from self.receive(view[start : start + 9 + length])
+            start += 9 + length
+        self.received = data[start:]
+
+    def receive(self, frame: memoryview) -> Iterator[tuple[Any, ...]]:
         try:
-            events = self.connection.receive_data(bytes(data))
+            events = self.connection.receive_data(bytes(frame))
         except h2.exceptions.ProtocolError as exc:
             # h2 queued a GOAWAY with the error's code for most errors; make sure of one.
             if self.connection.state_machine.state != h2.connection.ConnectionState.CLOSED:
                 self.goaway(getattr(exc, "error_code", PROTOCOL_ERROR))
             raise ConnectionError_(str(exc) or type(exc).__name__) from None
-        out: list[tuple[Any, ...]] = []
         for event in events:
             if isinstance(event, h2.events.RequestReceived):
-                out.append((HEADERS, event.stream_id, event.headers, event.stream_ended is not None))
+                yield (HEADERS, event.stream_id, event.headers, event.stream_ended is not None)
             elif isinstance(event, h2.events.DataReceived):
                 ended = event.stream_ended is not None
-                out.append((DATA, event.stream_id, event.data, event.flow_controlled_length, ended))
+                yield (DATA, event.stream_id, event.data, event.flow_controlled_length, ended)
             elif isinstance(event, h2.events.StreamEnded):
-                out.append((END, event.stream_id))
+                yield (END, event.stream_id)
             elif isinstance(event, h2.events.StreamReset):
-                out.append((RESET, event.stream_id, event.error_code))
+                yield (RESET, event.stream_id, event.error_code)
             elif isinstance(event, h2.events.WindowUpdated):
-                out.append((WINDOW, event.stream_id))
+                yield (WINDOW, event.stream_id)
             elif isinstance(event, h2.events.RemoteSettingsChanged):
-                out.append((WINDOW, 0))  # a new initial window or frame size may let a stream go on
+                yield (WINDOW, 0)  # a new initial window or frame size may let a stream go on
             elif isinstance(event, h2.events.ConnectionTerminated):
-                out.append((GOAWAY, event.last_stream_id or 0))
+                yield (GOAWAY, event.last_stream_id or 0)
             # (Request trailers have no place in ASGI; h2 reports their END_STREAM as StreamEnded.)
-        return out
 
     def output(self) -> bytes:
         """Frames queued since the last call."""
