@@ -18,9 +18,10 @@ import hyperframe.frame
 import pytest
 
 from fastserve.cli import version_line
+from fastserve.protocols.http1 import HTTP2_PREFACE as PREFACE
 from tests.apps import echo, hello, scope_app
 from tests.conftest import client_context, recv_all, wait_for
-from tests.h2_client import PREFACE, H2Client
+from tests.h2_client import H2Client
 
 pytestmark = pytest.mark.timeout(60)
 
