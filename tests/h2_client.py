@@ -31,6 +31,7 @@ class H2Client:
             )
         self.conn.initiate_connection()
         self.events: list[Any] = []
+        self.raw_pending = b""  # (part of a frame, when frames are read raw)
         self.closed = False
         self.flush()
 
@@ -112,22 +113,52 @@ class H2Client:
 
     def frames_until_closed(self, timeout: float = 10.0) -> list[Any]:
         """The frames the server sends until it closes, parsed here: after a GOAWAY, h2's client takes no more."""
-        data = b""
+        frames: list[Any] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
-            chunk = self.sock.recv(65536)
+            chunk = self.recv_raw(deadline)
             if not chunk:
                 break
-            data += chunk
+            frames += self.parse_frames(chunk)
+        return frames
+
+    def frames_until(self, predicate: Any, count: int, timeout: float = 10.0) -> list[Any]:
+        """Raw frames (for streams h2's client does not know of) until ``count`` of them match ``predicate``."""
+        matched: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while len(matched) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"only {len(matched)} of {count} frames came")
+            chunk = self.recv_raw(deadline)
+            if not chunk:
+                raise AssertionError("the server closed the connection")
+            matched += [frame for frame in self.parse_frames(chunk) if predicate(frame)]
+        return matched
+
+    def recv_raw(self, deadline: float) -> bytes:
+        """One read, or b"" once the deadline passed or the server closed."""
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                return self.sock.recv(65536)
+            except TimeoutError:
+                continue
+        return b""
+
+    def parse_frames(self, chunk: bytes) -> list[Any]:
+        """Whole frames from what was read so far (HEADERS decoded, keeping HPACK in step)."""
+        data = self.raw_pending + chunk
         frames = []
         while len(data) >= 9:
             frame, length = hyperframe.frame.Frame.parse_frame_header(memoryview(data[:9]))
+            if len(data) < 9 + length:
+                break
             frame.parse_body(memoryview(data[9 : 9 + length]))
             if isinstance(frame, hyperframe.frame.HeadersFrame):
                 frame.decoded = dict(self.conn.decoder.decode(frame.data, raw=True))
             frames.append(frame)
             data = data[9 + length :]
+        self.raw_pending = data
         return frames
 
     def close(self) -> None:

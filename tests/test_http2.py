@@ -501,3 +501,53 @@ def test_streams_the_server_must_refuse_are_counted(serve):
         client.close()
     assert client.of(h2.events.ConnectionTerminated)[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
     assert running == 10
+
+
+def test_streams_beyond_the_limit_are_refused_and_the_connection_lives(serve):
+    """A client that ignores SETTINGS_MAX_CONCURRENT_STREAMS gets REFUSED_STREAM for the extra streams."""
+    release = threading.Event()
+
+    async def held(scope, receive, send):
+        while not release.is_set() and scope["path"] != "/later":
+            await asyncio.sleep(0.01)
+        await hello(scope, receive, send)
+
+    with serve(held, h2_max_concurrent_streams=5) as server:
+        client = H2Client(server.host, server.port)
+        client.until(lambda c: c.conn.remote_settings.max_concurrent_streams == 5)
+        fields = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"x"), (b":path", b"/")]
+        block = client.conn.encoder.encode([hpack.NeverIndexedHeaderTuple(*field) for field in fields])
+        frames = b""
+        for stream_id in range(1, 17, 2):  # 8 streams, 5 allowed
+            headers = hyperframe.frame.HeadersFrame(stream_id)
+            headers.data = block
+            headers.flags.add("END_HEADERS")
+            headers.flags.add("END_STREAM")
+            frames += headers.serialize()
+        client.sock.sendall(frames)
+        refused = client.frames_until(lambda frame: isinstance(frame, hyperframe.frame.RstStreamFrame), count=3)
+        wait_for(lambda: server.state.in_flight == 5)
+        release.set()
+        answered = client.frames_until(lambda frame: "END_STREAM" in frame.flags, count=5)
+        client.close()
+    assert sorted(frame.stream_id for frame in refused) == [11, 13, 15]
+    assert {frame.error_code for frame in refused} == {h2.errors.ErrorCodes.REFUSED_STREAM}
+    assert sorted(frame.stream_id for frame in answered) == [1, 3, 5, 7, 9]
+
+
+def test_continuation_flood_of_big_frames_is_capped_in_bytes(serve):
+    """Few, large CONTINUATION frames (the frame cap alone would let 64 of them pile up)."""
+    with serve(hello, h2_max_frame_size=1024 * 1024) as server:
+        client = H2Client(server.host, server.port)
+        client.until(lambda c: c.conn.remote_settings.max_frame_size == 1024 * 1024)
+        headers = hyperframe.frame.HeadersFrame(1)
+        headers.data = client.conn.encoder.encode([(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/")])
+        continuation = hyperframe.frame.ContinuationFrame(1)
+        continuation.data = b"\x40\x01a\x01b" * 200_000  # 1 MB of literal fields a frame
+        try:
+            client.sock.sendall(headers.serialize() + continuation.serialize() * 3)
+        except OSError:
+            pass
+        client.until(lambda c: c.of(h2.events.ConnectionTerminated) or c.closed)
+        client.close()
+    assert client.of(h2.events.ConnectionTerminated)[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM

@@ -645,6 +645,9 @@ class Stream:
     def finish(self) -> None:
         self.complete = True
         conn = self.conn
+        if not self.body_complete:
+            # Answered before the request body ended: the client may stop sending it (RFC 9113 8.1).
+            conn.reset_stream(self.stream_id, http2_h2.NO_ERROR)
         conn.flush()
         if conn.state.access_log:
             log_request(

@@ -29,6 +29,12 @@ RESET = 4  # (RESET, stream_id, error_code): the client reset the stream
 WINDOW = 5  # (WINDOW, stream_id): the client opened a window (0: the connection's, or every stream's)
 GOAWAY = 6  # (GOAWAY, last_stream_id): the client is closing the connection
 
+HEADERS_FRAME = 0x1
+CONTINUATION_FRAME = 0x9
+END_HEADERS = 0x4
+# What a header block may have on the wire beyond the decoded limit
+# (--h2-max-header-list-size): HPACK's literal encodings cost a few bytes a field.
+HEADER_BLOCK_SLACK = 16 * 1024
 NO_ERROR = h2.errors.ErrorCodes.NO_ERROR
 PROTOCOL_ERROR = h2.errors.ErrorCodes.PROTOCOL_ERROR
 INTERNAL_ERROR = h2.errors.ErrorCodes.INTERNAL_ERROR
@@ -52,7 +58,10 @@ class H2Engine:
         self.connection.local_settings = h2.settings.Settings(
             client=False,
             initial_values={
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: settings.max_concurrent_streams,
+                # h2 would treat one stream too many as a connection error; the
+                # stream layer refuses it instead (REFUSED_STREAM, RFC 9113
+                # 5.1.2). The client is told the real limit (see start).
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 2**31 - 1,
                 h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: settings.initial_window_size,
                 h2.settings.SettingCodes.MAX_FRAME_SIZE: settings.max_frame_size,
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: settings.max_header_list_size,
@@ -60,8 +69,13 @@ class H2Engine:
             },
         )
         self.connection_window = settings.connection_window_size
+        self.max_concurrent_streams = settings.max_concurrent_streams
         self.goaway_sent = False
         self.max_frame_size = settings.max_frame_size
+        # A header block's bytes so far while it goes on in CONTINUATION frames,
+        # and the most it may have (h2 caps the frames: 64).
+        self.header_block = 0
+        self.max_header_block = settings.max_header_list_size + HEADER_BLOCK_SLACK
         # Received bytes not yet handed to h2 (less than a frame), and how much
         # of the client's preface is still to come.
         self.received = b""
@@ -72,6 +86,11 @@ class H2Engine:
     def start(self) -> None:
         """The server's preface (its SETTINGS), and the connection's receive window opened."""
         self.connection.initiate_connection()
+        self.connection.data_to_send()  # h2's SETTINGS, which name no real stream limit: ours go instead
+        frame = hyperframe.frame.SettingsFrame(0)
+        frame.settings.update(self.connection.local_settings.items())
+        frame.settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS] = self.max_concurrent_streams
+        self.queued = frame.serialize()
         opening = self.connection_window - 65535  # (every connection starts with 65,535)
         if opening > 0:
             self.connection.increment_flow_control_window(opening)
@@ -99,9 +118,21 @@ class H2Engine:
                 return
             if end - start < 9 + length:
                 break
+            kind = view[start + 3]
+            if kind == HEADERS_FRAME or kind == CONTINUATION_FRAME:
+                self.count_header_block(kind, view[start + 4], length)
             yield from self.receive(view[start : start + 9 + length])
             start += 9 + length
         self.received = data[start:]
+
+    def count_header_block(self, kind: int, flags: int, length: int) -> None:
+        """A header block too big on the wire ends the connection (a CONTINUATION flood), before h2 holds it."""
+        self.header_block = length if kind == HEADERS_FRAME else self.header_block + length
+        if self.header_block > self.max_header_block:
+            self.goaway(ENHANCE_YOUR_CALM)
+            raise ConnectionError_("header block too large")
+        if flags & END_HEADERS:
+            self.header_block = 0
 
     def receive(self, frame: memoryview) -> Iterator[tuple[Any, ...]]:
         try:
