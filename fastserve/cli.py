@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--h2-initial-window-size", type=int, default=65535, help="HTTP/2 receive window of each stream, in bytes")
     add("--h2-max-frame-size", type=int, default=16384, help="largest HTTP/2 frame payload the server accepts")
     add("--h2-max-header-list-size", type=int, default=65536, help="largest decoded HTTP/2 header list, in bytes")
+    add("--h2c-upgrade", action=switch, default=False, help="take up HTTP/1.1 requests asking for Upgrade: h2c")
     add(
         "--h2-stall-timeout",
         type=float,

@@ -89,6 +89,7 @@ class Config:
         h2_max_frame_size: int = 16384,
         h2_max_header_list_size: int = 64 * 1024,
         h2_stall_timeout: float = 30.0,
+        h2c_upgrade: bool = False,
         ws: str = "auto",
         ws_max_size: int = 16 * 1024 * 1024,
         ws_max_queue: int = 32,
@@ -165,6 +166,7 @@ class Config:
         self.h2_max_frame_size = h2_max_frame_size
         self.h2_max_header_list_size = h2_max_header_list_size
         self.h2_stall_timeout = h2_stall_timeout
+        self.h2c_upgrade = h2c_upgrade
         self.ws = ws
         self.ws_max_size = ws_max_size
         self.ws_max_queue = ws_max_queue
@@ -390,6 +392,7 @@ class Config:
             max_frame_size=self.h2_max_frame_size,
             max_header_list_size=self.h2_max_header_list_size,
             stall_timeout=self.h2_stall_timeout,
+            h2c_upgrade=self.h2c_upgrade,
         )
 
     def loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import socket
 import threading
 
@@ -20,7 +21,7 @@ import pytest
 from fastserve.cli import version_line
 from fastserve.protocols.http1 import HTTP2_PREFACE as PREFACE
 from tests.apps import echo, hello, scope_app
-from tests.conftest import client_context, recv_all, wait_for
+from tests.conftest import client_context, recv_all, recv_until, wait_for
 from tests.h2_client import H2Client
 
 pytestmark = pytest.mark.timeout(60)
@@ -347,15 +348,19 @@ def test_rapid_reset_buys_no_concurrency_and_ends_the_connection(serve):
     assert served == "hello"
 
 
-def test_ping_flood_from_a_client_that_does_not_read_is_bounded(serve):
-    """CVE-2019-9512: every PING asks for an ACK; a client that never reads must not grow the server's memory."""
-    ping = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"12345678"
+PING = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"12345678"
+SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # (empty: it still asks for an ACK)
+
+
+@pytest.mark.parametrize("frame", [PING, SETTINGS], ids=["ping", "settings"])
+def test_control_frame_flood_from_a_client_that_does_not_read_is_bounded(serve, frame):
+    """CVE-2019-9512/9515: each PING or SETTINGS asks for an answer; a client that never reads them is not read."""
     with serve(hello) as server:
         attacker = H2Client(server.host, server.port)
         attacker.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        attacker.sock.settimeout(2)
+        attacker.sock.settimeout(1)
         sent = 0
-        flood = ping * 4096
+        flood = frame * 4096
         try:
             while sent < 64 * 1024 * 1024:
                 attacker.sock.sendall(flood)
@@ -551,3 +556,58 @@ def test_continuation_flood_of_big_frames_is_capped_in_bytes(serve):
         client.until(lambda c: c.of(h2.events.ConnectionTerminated) or c.closed)
         client.close()
     assert client.of(h2.events.ConnectionTerminated)[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+
+
+# Upgrade: h2c ------------------------------------------------------------------
+
+
+def h2c_upgrade_request(settings: bytes, path: str = "/up", extra: bytes = b"") -> bytes:
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: example.test\r\n".encode()
+        + b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: "
+        + settings
+        + b"\r\n"
+        + extra
+        + b"\r\n"
+    )
+
+
+def test_upgrade_h2c_serves_the_request_as_stream_1(serve):
+    with serve(scope_app, h2c_upgrade=True) as server:
+        client = H2Client.__new__(H2Client)  # (set up by hand: the connection starts as HTTP/1.1)
+        client.sock = server.connect()
+        client.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+        client.events, client.closed, client.raw_pending = [], False, b""
+        settings = client.conn.initiate_upgrade_connection()
+        client.sock.sendall(h2c_upgrade_request(settings, "/up?q=1"))
+        switching, _, early = recv_until(client.sock, b"\r\n\r\n").partition(b"\r\n\r\n")
+        client.flush()  # the client's preface and SETTINGS, which h2 queued for after the 101
+        client.events += client.conn.receive_data(early)
+        headers, body = client.response(1)
+        second = client.request("/second")
+        _, second_body = client.response(second)
+        client.close()
+    assert switching.startswith(b"HTTP/1.1 101 ") and b"upgrade: h2c" in switching.lower()
+    assert headers[b":status"] == b"200"
+    scope = json.loads(body)
+    assert scope["http_version"] == "2" and scope["path"] == "/up" and scope["query_string"] == "q=1"
+    assert json.loads(second_body)["path"] == "/second"
+
+
+def test_upgrade_h2c_is_off_unless_enabled(serve):
+    with serve(hello, http2=True) as server, server.connect() as sock:
+        sock.sendall(h2c_upgrade_request(b"AAMAAABkAAQAAP__"))
+        reply = recv_all(sock)
+    assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"hello")
+
+
+@pytest.mark.parametrize(
+    "settings, extra",
+    [(b"not base64!", b""), (b"AAMAAABk", b"HTTP2-Settings: AAMAAABk\r\n"), (b"AAMAAA", b"")],
+    ids=["not-base64url", "twice", "not-whole-settings"],
+)
+def test_upgrade_h2c_with_bad_settings_is_refused(serve, settings, extra):
+    with serve(hello, h2c_upgrade=True) as server, server.connect() as sock:
+        sock.sendall(h2c_upgrade_request(settings, extra=extra))
+        reply = recv_all(sock)
+    assert reply.startswith(b"HTTP/1.1 400 ")

@@ -128,7 +128,7 @@ cdef class HTTP1Protocol:
     cpdef cycle_done(self, RequestCycle cycle)
     cpdef on_parse_error(self, exc, data=*)
     cpdef protocol_switch(self, bytes rest)
-    cpdef switch_to_websocket(self)
+    cpdef switch_protocols(self)
     cpdef take_http2_preface(self, data)
     cpdef switch_to_http2(self, bytes early_bytes)
     cpdef hand_over(self, protocol, bytes early_bytes)

@@ -14,8 +14,10 @@ both parsers are held to it.
 """
 
 import asyncio
+import base64
 import logging
 import os
+import re
 import sys
 from asyncio import Task
 from http import HTTPStatus
@@ -46,7 +48,7 @@ from fastserve.asgi import (
 from fastserve.errors import ASGIMessageError, ClientDisconnected, PipelineFull, ProtocolSwitch, RequestError
 from fastserve.protocols.h11_parser import ExtensionMethodParser, H11Parser, request_start
 from fastserve.protocols.websocket import websocket_scope
-from fastserve.protocols.websocket_handshake import HandshakeError, check_handshake, names_websocket
+from fastserve.protocols.websocket_handshake import HandshakeError, check_handshake, names_token, names_websocket
 from fastserve.proxy import FORWARDING_HEADER_NAMES
 from fastserve.sendfile import file_size, send_file
 from fastserve.sockets import socket_address
@@ -100,6 +102,11 @@ CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 EARLY_HINTS_LINE = b"HTTP/1.1 103 Early Hints\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+H2C_SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
+# What a connection may switch to (HTTP1Protocol.upgrade_to).
+WEBSOCKET = "websocket"
+H2C = "h2c"
+BASE64URL = re.compile(rb"[A-Za-z0-9_-]*")
 NO_FRAMING = ()
 # The ASGI response extensions every request is offered (early hints on HTTP/1.1
 # only: an HTTP/1.0 client may not expect an informational response).
@@ -115,6 +122,13 @@ NO_BODY_STATUSES = frozenset({204, 304})
 _STATUS_LINES = {
     status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode("ascii")) for status in HTTPStatus
 }
+
+
+def http2_settings_valid(value):
+    """Whether an HTTP2-Settings value is a SETTINGS payload in base64url, unpadded (RFC 7540 3.2.1)."""
+    if not BASE64URL.fullmatch(value):
+        return False
+    return len(base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))) % 6 == 0
 
 
 def status_line(status):
@@ -708,6 +722,9 @@ class HTTP1Protocol:
         if self.websocket_upgrade and state.websocket is not None:
             self.await_switch_to_websocket(method, version)
             return
+        if self.upgrade and state.http2 is not None and state.http2.h2c_upgrade:
+            if self.await_switch_to_http2(method, version):
+                return
         http11 = version == "1.1"
         if http11:
             keep_alive = not self.connection_close
@@ -717,7 +734,7 @@ class HTTP1Protocol:
             keep_alive = False
             if self.upgrade:
                 error_logger.warning(
-                    "Unsupported upgrade request from %s (no h2c yet, or WebSockets off): answered as plain HTTP",
+                    "Upgrade request from %s not taken up (h2c and WebSocket need a flag): answered as plain HTTP",
                     self.client_label,
                 )
         scope = self.build_scope(method, version, http11)
@@ -742,27 +759,63 @@ class HTTP1Protocol:
         if self.body_left:
             raise HandshakeError(400, "WebSocket handshake with a body")
         handshake = check_handshake(method, version, self.headers)
-        self.upgrade_to = (websocket_scope(self.build_scope(method, version, True), handshake, self.tls), handshake)
+        scope = websocket_scope(self.build_scope(method, version, True), handshake, self.tls)
+        self.upgrade_to = (WEBSOCKET, scope, handshake)
         self.release_head()
+
+    def await_switch_to_http2(self, method, version):
+        """Whether this is an ``Upgrade: h2c`` to take up (RFC 7540 3.2): checked now, switched to in its turn.
+
+        Only a bodiless HTTP/1.1 request on a cleartext connection is taken up;
+        any other is answered as HTTP/1.1 (which the RFC allows). One asking to
+        upgrade without exactly one valid HTTP2-Settings, named in Connection,
+        is refused with 400.
+        """
+        headers = self.headers
+        if not any(name == b"upgrade" and names_token(value, b"h2c") for name, value in headers):
+            return False
+        if self.tls is not None or version != "1.1" or self.body_left:
+            return False
+        settings = [value for name, value in headers if name == b"http2-settings"]
+        connection_names_it = any(
+            name == b"connection" and names_token(value, b"http2-settings") for name, value in headers
+        )
+        if len(settings) != 1 or not connection_names_it or not http2_settings_valid(settings[0]):
+            raise RequestError(400, "Invalid h2c upgrade: one HTTP2-Settings header, named in Connection")
+        self.upgrade_to = (H2C, self.build_scope(method, version, True), settings[0])
+        self.release_head()
+        return True
 
     def protocol_switch(self, rest):
         """The parser stopped after a request that asks to switch protocols; ``rest`` is what followed it."""
         self.parser = None
         if self.upgrade_to is None:
-            return  # not a WebSocket handshake: the request is answered as plain HTTP, then the connection closes
+            return  # a switch not taken up: the request is answered as plain HTTP, then the connection closes
         self.upgrade_bytes = rest
         if self.cycle is None:
-            self.switch_to_websocket()
+            self.switch_protocols()
         else:
             self.pause_reading()
 
-    def switch_to_websocket(self):
-        """Hand the connection to a WebSocketProtocol: the handshake's scope, and the bytes read after it."""
-        scope, handshake = self.upgrade_to
+    def switch_protocols(self):
+        """Hand the connection to the protocol asked for (its request's turn has come), with the bytes after it.
+
+        A WebSocketProtocol gets the handshake's scope; HTTP/2 (h2c) gets the
+        upgrading request as its stream 1, after the 101 that says so.
+        """
+        kind, scope, detail = self.upgrade_to
         rest = self.upgrade_bytes
         self.upgrade_to = None
         self.upgrade_bytes = b""
-        self.hand_over(self.state.websocket.protocol(self.state, scope, handshake, self.client_label), rest)
+        state = self.state
+        if kind == H2C:
+            self.write(H2C_SWITCHING)
+            protocol = state.http2.protocol(
+                state, self.server, self.client, self.scheme, self.tls, self.client_label, (scope, detail)
+            )
+        else:
+            protocol = state.websocket.protocol(state, scope, detail, self.client_label)
+        self.hand_over(protocol, rest)
 
     def switch_to_http2(self, early_bytes):
         """Hand the connection to HTTP/2: it began with the preface (``early_bytes``), or ALPN chose h2."""
@@ -1008,7 +1061,7 @@ class HTTP1Protocol:
             return
         elif self.upgrade_to is not None:
             if self.parser is None:  # (the parser has stopped after the handshake)
-                self.switch_to_websocket()
+                self.switch_protocols()
             return
         elif self.parser is None:
             self.close()  # parsing stopped (the client half-closed, say): nothing more to answer

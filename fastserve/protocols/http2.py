@@ -90,6 +90,8 @@ class HTTP2Settings:
     # Longest a response may wait for the client's window to open or for the
     # client to read (zero-window slow read, CVE-2019-9511/9517).
     stall_timeout: float = 30.0
+    # Whether an HTTP/1.1 request with "Upgrade: h2c" is taken up (--h2c-upgrade).
+    h2c_upgrade: bool = False
     # The engine every connection gets (libnghttp2's compiled binding is to come).
     engine_name: ClassVar[str] = http2_h2.H2Engine.name
 
@@ -97,8 +99,11 @@ class HTTP2Settings:
     def connection_window_size(self) -> int:
         return max(CONNECTION_WINDOW, self.initial_window_size)
 
-    def protocol(self, state: Any, server: Any, client: Any, scheme: str, tls: Any, client_label: str) -> HTTP2Protocol:
-        return HTTP2Protocol(state, self, server, client, scheme, tls, client_label)
+    def protocol(
+        self, state: Any, server: Any, client: Any, scheme: str, tls: Any, client_label: str, upgrade: Any = None
+    ) -> HTTP2Protocol:
+        """The protocol a connection is handed to; ``upgrade``: (scope, HTTP2-Settings) of an h2c upgrade."""
+        return HTTP2Protocol(state, self, server, client, scheme, tls, client_label, upgrade)
 
     def engine(self) -> Any:
         return http2_h2.H2Engine(self)
@@ -108,9 +113,18 @@ class HTTP2Protocol(asyncio.Protocol):
     """One HTTP/2 connection: its streams, their apps, and the engine that frames them."""
 
     def __init__(
-        self, state: Any, settings: HTTP2Settings, server: Any, client: Any, scheme: str, tls: Any, client_label: str
+        self,
+        state: Any,
+        settings: HTTP2Settings,
+        server: Any,
+        client: Any,
+        scheme: str,
+        tls: Any,
+        client_label: str,
+        upgrade: Any = None,
     ) -> None:
         self.state = state
+        self.upgrade = upgrade
         self.settings = settings
         self.engine = settings.engine()
         self.server = server
@@ -140,7 +154,11 @@ class HTTP2Protocol(asyncio.Protocol):
         self.transport = transport
         self.state.connections.add(self)
         self.deadline = self.state.now + self.state.timeout_keep_alive
-        self.engine.start()
+        if self.upgrade is None:
+            self.engine.start()
+        else:
+            self.start_upgraded(*self.upgrade)
+            self.upgrade = None
         if early_bytes:
             self.data_received(early_bytes)
         else:
@@ -213,6 +231,14 @@ class HTTP2Protocol(asyncio.Protocol):
         elif kind == GOAWAY:
             self.going_away = True
 
+    def start_upgraded(self, scope: dict[str, Any], settings: bytes) -> None:
+        """After an h2c upgrade: the client's settings from its header, and its request served as stream 1."""
+        self.engine.start_upgraded(settings)
+        stream_scope = self.connection_scope()
+        for key in ("method", "path", "raw_path", "query_string", "headers", "client", "scheme"):
+            stream_scope[key] = scope[key]
+        self.start_stream(Stream(self, 1, True), stream_scope)
+
     def calm_down(self, why: str) -> None:
         """A client abusing the protocol: GOAWAY ENHANCE_YOUR_CALM, and the connection closes."""
         if self.closed:
@@ -260,15 +286,21 @@ class HTTP2Protocol(asyncio.Protocol):
             self.reset_stream(stream_id, http2_h2.REFUSED_STREAM)
             return
         stream = Stream(self, stream_id, ended)
-        self.streams[stream_id] = stream
-        self.deadline = 0.0
         try:
-            stream.scope = self.build_scope(headers)
+            scope = self.build_scope(headers)
         except RequestError as exc:
             error_logger.warning("Invalid HTTP/2 request from %s: %s", self.client_label, exc)
+            self.streams[stream_id] = stream
             stream.scope = self.error_scope()
             stream.answer_error(exc.status)
             return
+        self.start_stream(stream, scope)
+
+    def start_stream(self, stream: Stream, scope: dict[str, Any]) -> None:
+        """Run the app for a stream whose request head is in."""
+        self.streams[stream.stream_id] = stream
+        self.deadline = 0.0
+        stream.scope = scope
         state = self.state
         stream.started_at = perf_counter()
         if state.limit_concurrency and state.in_flight >= state.limit_concurrency:

@@ -86,7 +86,11 @@ class H2Engine:
     def start(self) -> None:
         """The server's preface (its SETTINGS), and the connection's receive window opened."""
         self.connection.initiate_connection()
-        self.connection.data_to_send()  # h2's SETTINGS, which name no real stream limit: ours go instead
+        self.send_settings()
+
+    def send_settings(self) -> None:
+        """Our SETTINGS in place of h2's (which name no real stream limit); the receive window opened."""
+        self.connection.data_to_send()
         frame = hyperframe.frame.SettingsFrame(0)
         frame.settings.update(self.connection.local_settings.items())
         frame.settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS] = self.max_concurrent_streams
@@ -94,6 +98,11 @@ class H2Engine:
         opening = self.connection_window - 65535  # (every connection starts with 65,535)
         if opening > 0:
             self.connection.increment_flow_control_window(opening)
+
+    def start_upgraded(self, settings: bytes) -> None:
+        """As start, after an h2c upgrade: the client's HTTP2-Settings taken, its request on stream 1."""
+        self.connection.initiate_upgrade_connection(settings)
+        self.send_settings()
 
     def feed(self, data: bytes) -> Iterator[tuple[Any, ...]]:
         """The events ``data`` completes, one frame at a time; ConnectionError_ if it breaks the protocol.

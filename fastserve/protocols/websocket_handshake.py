@@ -54,9 +54,14 @@ def tokens(values: Iterable[bytes]) -> list[bytes]:
     return items
 
 
+def names_token(value: bytes, token: bytes) -> bool:
+    """Whether a comma-separated field value has ``token`` (lowercase) among its items, in any case."""
+    return any(item.lower() == token for item in tokens([value]))
+
+
 def names_websocket(upgrade: bytes) -> bool:
     """Whether an Upgrade field's value asks to switch to WebSocket (the handshake may still be invalid)."""
-    return any(item.lower() == b"websocket" for item in tokens([upgrade]))
+    return names_token(upgrade, b"websocket")
 
 
 def check_handshake(method: str, http_version: str, headers: list[tuple[bytes, bytes]]) -> Handshake:
