@@ -68,13 +68,16 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 """
 
 
-def server_command(name: str, app: str, port: int, python: str = sys.executable) -> list[str]:
-    """How each server is started (by ``python``); the same command lines are quoted in bench/README.md."""
+def server_command(name: str, app: str, port: int, python: str = sys.executable, http2: bool = False) -> list[str]:
+    """How each server is started (by ``python``); the same command lines are quoted in bench/README.md.
+
+    With ``http2``, as each serves HTTP/2 over cleartext (h2c with prior knowledge).
+    """
     bind = ["--host", "127.0.0.1", "--port", str(port)]
     quiet = ["--no-access-log", "--log-level", "warning"]
     uvicorn = [python, "-m", "uvicorn", app, *bind, *quiet, "--loop", "uvloop"]
     commands = {
-        "fastserve": [python, "-m", "fastserve", app, *bind, *quiet],
+        "fastserve": [python, "-m", "fastserve", app, *bind, *quiet, *(["--http2"] if http2 else [])],
         "fastserve-wsproto": [python, "-m", "fastserve", app, *bind, *quiet, "--ws", "wsproto"],
         # uvicorn's fastest WebSocket implementation is the base of every WebSocket ratio.
         "uvicorn": [*uvicorn, "--http", "httptools", "--ws", "websockets-sansio"],
@@ -114,6 +117,7 @@ def server_command(name: str, app: str, port: int, python: str = sys.executable)
             "uvloop",
             "--log-level",
             "warning",
+            *(["--http", "2"] if http2 else []),
             app,
         ],
         "hypercorn": [
@@ -144,7 +148,8 @@ class Scenario:
     headers: tuple[str, ...] = ()
     scale: float = 1.0  # headline = requests/s × scale
     message_size: int = 0  # a WebSocket scenario: the echoed message's size (bench/ws_load.py)
-    servers: tuple[str, ...] = ()  # who runs when --servers is not given (else HTTP_SERVERS)
+    servers: tuple[str, ...] = ()  # who can run it (else HTTP_SERVERS); --servers picks among them
+    h2load: str = ""  # an HTTP/2 scenario: h2load's options (the load generator instead of wrk)
 
 
 HTTP_SERVERS = ("fastserve", "uvicorn", "uvicorn-h11", "granian", "hypercorn")
@@ -158,6 +163,8 @@ WEBSOCKET_SERVERS = (
     "socketify",
 )
 WEBSOCKET_APP = "bench.apps:websocket_echo"
+# uvicorn has no HTTP/2 over cleartext: the HTTP/2 ratios are to hypercorn.
+HTTP2_SERVERS = ("fastserve", "hypercorn", "granian")
 SCENARIOS = {
     "plaintext": Scenario("plaintext", "bench.apps:plaintext", "req/s"),
     "pipelined": Scenario("pipelined", "bench.apps:plaintext", "req/s", lua=PIPELINE_LUA),
@@ -181,6 +188,7 @@ SCENARIOS = {
         servers=WEBSOCKET_SERVERS,
     ),
     "websocket-idle": Scenario("websocket-idle", WEBSOCKET_APP, "KiB/socket", servers=WEBSOCKET_SERVERS),
+    "http2": Scenario("http2", "bench.apps:plaintext", "req/s", connections=16, servers=HTTP2_SERVERS, h2load="-m16"),
 }
 LOWER_IS_BETTER = {"p50 ms", "KiB/conn", "KiB/socket"}
 # How long the idle connections are left idle before RSS is read: longer than
@@ -281,6 +289,18 @@ async def hold_idle_connections(port: int, count: int) -> list[asyncio.StreamWri
     return writers
 
 
+def run_h2load(scenario: Scenario, port: int, duration: float) -> tuple[float, int]:
+    """HTTP/2 requests/s, and requests, from h2load over h2c with prior knowledge."""
+    command = ["taskset", "-c", LOAD_CPU, "h2load", f"-c{scenario.connections}", *scenario.h2load.split()]
+    command += [f"-D{max(1, round(duration))}", f"http://127.0.0.1:{port}/"]
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=duration + 60).stdout
+    done = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded", output)
+    if done is None or done.group(2) != done.group(3):
+        raise RuntimeError(f"h2load saw failed requests:\n{output}")
+    rate = float(re.search(r"finished in [\d.]+\w*, ([\d.]+) req/s", output).group(1))
+    return rate, int(done.group(3))
+
+
 def run_ws_load(scenario: Scenario, port: int, duration: float) -> tuple[float, int]:
     """WebSocket messages/s, and messages, from bench/ws_load.py on the load CPU."""
     command = [
@@ -322,9 +342,9 @@ def measure_idle_memory(pid: int, port: int, count: int, websocket: bool = False
 
 
 class Running:
-    def __init__(self, name: str, app: str, python: str) -> None:
+    def __init__(self, name: str, app: str, python: str, http2: bool = False) -> None:
         self.port = free_port()
-        command = ["taskset", "-c", SERVER_CPU, *server_command(name, app, self.port, python)]
+        command = ["taskset", "-c", SERVER_CPU, *server_command(name, app, self.port, python, http2)]
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
         wait_listening(self.port, self.process)
 
@@ -344,7 +364,7 @@ def run_scenario(
     servers: dict[str, Running] = {}
     try:
         for name in names:
-            servers[name] = Running(name, scenario.app, python)
+            servers[name] = Running(name, scenario.app, python, bool(scenario.h2load))
         if scenario.unit in ("KiB/conn", "KiB/socket"):
             for name in names:
                 running = servers[name]
@@ -358,6 +378,9 @@ def run_scenario(
         def load(port: int, duration: float) -> tuple[float, float, float, int]:
             if scenario.message_size:
                 rate, total = run_ws_load(scenario, port, duration)
+                return rate, float("nan"), float("nan"), total
+            if scenario.h2load:
+                rate, total = run_h2load(scenario, port, duration)
                 return rate, float("nan"), float("nan"), total
             return run_wrk(scenario, port, duration, lua_dir)
 
@@ -389,11 +412,11 @@ def ratio(value: float, base: float) -> float:
 
 
 def print_table(results: dict[str, dict[str, Figures]]) -> None:
-    print("| scenario | server | figure | ratio to uvicorn | p99 ms | server CPU | CPU ratio |")
+    print("| scenario | server | figure | ratio to uvicorn (http2: hypercorn) | p99 ms | server CPU | CPU ratio |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for scenario_name, figures in results.items():
         unit = SCENARIOS[scenario_name].unit
-        base = figures.get("uvicorn")
+        base = figures.get("uvicorn") or figures.get("hypercorn")
         for name in figures:
             figure = figures[name]
             value = figure.median(figure.headline)
@@ -529,6 +552,8 @@ def main() -> None:
         args.rounds, args.duration, args.warmup, args.idle_connections = 1, 1, 1, 200
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk")
+    if "http2" in args.scenarios.split(",") and not shutil.which("h2load"):
+        sys.exit("h2load is not installed: apt-get install nghttp2-client")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.idle_connections)), hard))
 
@@ -545,7 +570,8 @@ def main() -> None:
             for scenario_name in args.scenarios.split(","):
                 print(f"running {scenario_name} on CPython {version} ...", file=sys.stderr)
                 scenario = SCENARIOS[scenario_name]
-                names = chosen or list(scenario.servers or HTTP_SERVERS)
+                able = scenario.servers or HTTP_SERVERS
+                names = [name for name in chosen if name in able] if chosen else list(able)
                 results[scenario_name] = run_scenario(scenario, names, args, Path(lua_dir), python)
         tables.append((version, python, results))
     print(
