@@ -6,6 +6,8 @@ they already parsed and get back plain Python values.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from http import HTTPStatus
@@ -14,6 +16,8 @@ from urllib.parse import unquote_to_bytes
 
 from fastserve.errors import ASGIMessageError as ASGIMessageError
 from fastserve.errors import ClientDisconnected as ClientDisconnected
+
+_error_logger = logging.getLogger("fastserve.error")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -205,6 +209,22 @@ class ASGI2Adapter:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         instance = self.app(scope)
         await instance(receive, send)
+
+
+def log_app_failure(exc: BaseException, client_gone: bool, path: str) -> None:
+    """How an app's call ended in an exception, told the log the same way on every protocol.
+
+    Cancelled: graceful shutdown ran out (quiet if the client had gone). An
+    OSError from ``send()`` after the client went away is expected. Anything
+    else is the app's bug, with its traceback.
+    """
+    if isinstance(exc, asyncio.CancelledError):
+        if not client_gone:
+            _error_logger.warning("Request cancelled at shutdown: %s", path)
+    elif client_gone and isinstance(exc, OSError):
+        _error_logger.debug("Client went away during the request: %r", exc)
+    else:
+        _error_logger.error("Exception in ASGI application", exc_info=exc)
 
 
 def error_response(status: int, default_headers: bytes, extra_lines: bytes = b"", with_body: bool = True) -> bytes:

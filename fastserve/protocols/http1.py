@@ -40,6 +40,7 @@ from fastserve.asgi import (
     header_key,
     header_pair,
     is_token,
+    log_app_failure,
     request_header_key,
     split_target,
     trailer_line,
@@ -1333,15 +1334,8 @@ class RequestCycle:
         self.running = True
         try:
             await app(self.scope, self.receive, self.send)
-        except asyncio.CancelledError:
-            if not conn.closed:
-                error_logger.warning("Request cancelled at shutdown: %s", self.scope["path"])
-            self.abort(500)
-        except Exception as exc:
-            if conn.closed and isinstance(exc, OSError):
-                error_logger.debug("Client disconnected during the request: %r", exc)
-            else:
-                error_logger.error("Exception in ASGI application", exc_info=exc)
+        except (Exception, asyncio.CancelledError) as exc:
+            log_app_failure(exc, conn.closed, self.scope["path"])
             self.abort(500)
         else:
             if not self.complete:

@@ -27,6 +27,7 @@ from fastserve.asgi import (
     error_body,
     header_key,
     header_pair,
+    log_app_failure,
     split_target,
     validate_status,
 )
@@ -56,6 +57,8 @@ RESETS = (1000, 33)
 # DATA frames that carry nothing and do not end the stream (CVE-2019-9518):
 # they cost the server work and the client nothing.
 EMPTY_FRAMES = (1000, 100)
+# Seconds a connection closed for an error goes on draining what the client sends (see close).
+LINGER = 2.0
 # Streams the server resets (MadeYouReset, CVE-2025-8671: a client provoking
 # resets to free stream slots while the work goes on): RESETS again.
 SERVER_RESETS = RESETS
@@ -182,7 +185,7 @@ class HTTP2Protocol(asyncio.Protocol):
                     return
         except http2_h2.ConnectionError_ as exc:
             error_logger.debug("HTTP/2 protocol error from %s: %s", self.client_label, exc)
-            self.close()
+            self.close(linger=True)
             return
         self.flush()
         if self.going_away and not self.streams:
@@ -245,7 +248,7 @@ class HTTP2Protocol(asyncio.Protocol):
             return
         error_logger.warning("HTTP/2 connection from %s closed: %s", self.client_label, why)
         self.engine.goaway(http2_h2.ENHANCE_YOUR_CALM)
-        self.close()
+        self.close(linger=True)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -392,6 +395,10 @@ class HTTP2Protocol(asyncio.Protocol):
 
     def check_deadline(self, now: float) -> None:
         """The sweep, once a second: the reset budget, stalled responses, an idle connection's keep-alive timeout."""
+        if self.closed:
+            if now >= self.deadline:  # the end of a lingering close
+                self.transport.close()
+            return
         for budget in (self.resets, self.empty_frames, self.server_resets):
             budget.refill()
         stall_limit = now - self.settings.stall_timeout
@@ -419,13 +426,31 @@ class HTTP2Protocol(asyncio.Protocol):
         if not self.streams:
             self.close()
 
-    def close(self) -> None:
-        if not self.closed:
-            self.flush()
-            self.closed = True
-            self.transport.close()
-            for stream in list(self.streams.values()):
-                stream.connection_lost()  # (the engine takes no frames now: send() raises)
+    def close(self, linger: bool = False) -> None:
+        """Close the connection; with ``linger``, after an error GOAWAY, output ends first.
+
+        A client still sending when the server closes would get a reset, which
+        may lose the GOAWAY that says why. Lingering, the server ends its output
+        (the client sees the GOAWAY, then end of input), drops whatever still
+        comes, and closes when the client does or after LINGER seconds.
+        """
+        if self.closed:
+            if not linger:
+                self.transport.close()  # (ends a lingering close: the server is shutting down, say)
+            return
+        self.flush()
+        self.closed = True
+        for stream in list(self.streams.values()):
+            stream.connection_lost()  # (the engine takes no frames now: send() raises)
+        transport = self.transport
+        if linger and transport.can_write_eof():
+            transport.write_eof()
+            self.deadline = self.state.now + LINGER
+            if self.read_paused:
+                self.read_paused = False
+                transport.resume_reading()
+        else:
+            transport.close()
 
     def flush(self) -> None:
         """Write the frames the engine has queued."""
@@ -512,15 +537,8 @@ class Stream:
         conn = self.conn
         try:
             await app(self.scope, self.receive, self.send)
-        except asyncio.CancelledError:
-            if not self.gone:
-                error_logger.warning("Request cancelled at shutdown: %s", self.scope["path"])
-            self.abort(500)
-        except Exception as exc:
-            if self.gone and isinstance(exc, OSError):
-                error_logger.debug("Client went away during the request: %r", exc)
-            else:
-                error_logger.error("Exception in ASGI application", exc_info=exc)
+        except (Exception, asyncio.CancelledError) as exc:
+            log_app_failure(exc, self.gone, self.scope["path"])
             self.abort(500)
         else:
             if not self.complete:
@@ -576,6 +594,9 @@ class Stream:
             await self.send_trailers(message)
         elif self.complete:
             raise ASGIMessageError(f"Unexpected {kind!r}: the response is complete")
+        elif kind == "http.response.early_hint":
+            if not self.head_sent:  # (as on HTTP/1.1: once the head has left, a hint is too late)
+                self.early_hint(message)
         elif kind == "http.response.body":
             body = message.get("body", b"")
             if type(body) is not bytes:
