@@ -631,3 +631,27 @@ def test_h2load_over_h2c(serve, tmp_path):
         )
     assert "400 succeeded, 0 failed, 0 errored" in result.stdout, result.stdout
     assert "Application protocol: h2c" in result.stdout
+
+
+def test_client_goaway_disconnects_the_streams_in_flight(serve, caplog):
+    heard = []
+
+    async def waiting(scope, receive, send):
+        await receive()  # (the empty body of a GET)
+        heard.append(await receive())
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+        except OSError as exc:
+            heard.append(exc)
+
+    with serve(waiting) as server:
+        client = H2Client(server.host, server.port)
+        client.request("/")
+        wait_for(lambda: server.state.in_flight == 1)
+        client.conn.close_connection()
+        client.flush()
+        wait_for(lambda: len(heard) == 2)
+        wait_for(lambda: not server.state.connections)
+        client.close()
+    assert heard[0] == {"type": "http.disconnect"} and isinstance(heard[1], OSError)
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]

@@ -144,6 +144,7 @@ class HTTP2Protocol(asyncio.Protocol):
         self.write_paused_at = 0.0
         self.read_paused = False
         self.drain_waiters: list[asyncio.Future[None]] = []
+        self.flush_handle: asyncio.Handle | None = None
         self.deadline = 0.0
         # Apps running for this connection's streams, reset ones included: at
         # most max_concurrent_streams, so that resetting a stream frees nothing.
@@ -232,7 +233,11 @@ class HTTP2Protocol(asyncio.Protocol):
             elif stream is not None:
                 stream.wake_sender()
         elif kind == GOAWAY:
+            # The client is closing. h2 takes no more frames to send once it has
+            # its GOAWAY, so streams in flight cannot finish: they hear
+            # http.disconnect, and the connection closes.
             self.going_away = True
+            self.close()
 
     def start_upgraded(self, scope: dict[str, Any], settings: bytes) -> None:
         """After an h2c upgrade: the client's settings from its header, and its request served as stream 1."""
@@ -452,8 +457,17 @@ class HTTP2Protocol(asyncio.Protocol):
         else:
             transport.close()
 
+    def flush_soon(self) -> None:
+        """Write the queued frames once the apps that run in this loop iteration have had their turn.
+
+        Streams answered together leave in one write (one syscall), not one each.
+        """
+        if self.flush_handle is None and not self.closed:
+            self.flush_handle = self.state.loop.call_soon(self.flush)
+
     def flush(self) -> None:
         """Write the frames the engine has queued."""
+        self.flush_handle = None
         if self.closed:
             return
         data = self.engine.output()
@@ -572,7 +586,7 @@ class Stream:
             # Only what the app has read is given back to the client's window.
             conn.engine.consumed(self.stream_id, self.body_credit)
             self.body_credit = 0
-            conn.flush()
+            conn.flush_soon()
         more_body = not self.body_complete
         self.body_delivered = not more_body
         return {"type": "http.request", "body": body, "more_body": more_body}
@@ -636,7 +650,7 @@ class Stream:
         if links:
             fields = [(b":status", b"103")] + [(b"link", link) for link in links]
             self.conn.engine.send_headers(self.stream_id, fields, False)
-            self.conn.flush()
+            self.conn.flush_soon()
 
     async def send_body(self, body: bytes, more_body: bool) -> None:
         conn = self.conn
@@ -656,7 +670,7 @@ class Stream:
         while offset < total:
             window = engine.window(stream_id)
             if window <= 0:
-                conn.flush()
+                conn.flush_soon()
                 self.stalled_at = conn.state.now
                 try:
                     await self.wait()
@@ -670,7 +684,7 @@ class Stream:
             engine.send_data(stream_id, chunk, ends and offset == total)
             self.bytes_sent += len(chunk)
             if conn.write_paused:
-                conn.flush()
+                conn.flush()  # (now: what is waited for must be in the transport)
                 await conn.drain()
                 if self.gone:
                     raise OSError("The client reset the stream or closed the connection")
@@ -682,7 +696,7 @@ class Stream:
             else:
                 self.finish()
                 return
-        conn.flush()
+        conn.flush_soon()
 
     async def send_trailers(self, message: dict[str, Any]) -> None:
         fields = [check_trailer(item) for item in message.get("headers", ())]
@@ -693,7 +707,7 @@ class Stream:
             self.awaiting_trailers = False
             self.finish()
         else:
-            self.conn.flush()
+            self.conn.flush_soon()
 
     def finish(self) -> None:
         self.complete = True
@@ -701,7 +715,7 @@ class Stream:
         if not self.body_complete:
             # Answered before the request body ended: the client may stop sending it (RFC 9113 8.1).
             conn.reset_stream(self.stream_id, http2_h2.NO_ERROR)
-        conn.flush()
+        conn.flush_soon()
         if conn.state.access_log:
             log_request(
                 conn.state.access_format,
@@ -727,7 +741,7 @@ class Stream:
         else:
             self.complete = True
             self.conn.reset_stream(self.stream_id, http2_h2.INTERNAL_ERROR)
-            self.conn.flush()
+            self.conn.flush_soon()
             self.conn.stream_done(self)
 
     def answer_error(self, status: int) -> None:
