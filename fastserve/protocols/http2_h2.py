@@ -53,7 +53,16 @@ class H2Engine:
     name = "h2"
 
     def __init__(self, settings: Any) -> None:
-        config = h2.config.H2Configuration(client_side=False, header_encoding=None, validate_inbound_headers=True)
+        # Inbound fields are checked by h2 (RFC 9113 8.2); outbound ones the
+        # stream layer has checked and lowercased already (asgi.header_key,
+        # check_header_value), so h2 does not do it again.
+        config = h2.config.H2Configuration(
+            client_side=False,
+            header_encoding=None,
+            validate_inbound_headers=True,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
         self.connection = h2.connection.H2Connection(config=config)
         self.connection.local_settings = h2.settings.Settings(
             client=False,
