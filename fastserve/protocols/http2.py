@@ -31,7 +31,7 @@ from fastserve.asgi import (
     split_target,
     validate_status,
 )
-from fastserve.errors import ASGIMessageError, RequestError
+from fastserve.errors import ASGIMessageError, ClientDisconnected, RequestError
 from fastserve.protocols import http2_h2
 from fastserve.protocols.http2_h2 import DATA, END, GOAWAY, HEADERS, RESET, WINDOW
 from fastserve.proxy import FORWARDING_HEADER_NAMES
@@ -593,7 +593,7 @@ class Stream:
 
     async def send(self, message: dict[str, Any]) -> None:
         if self.gone:
-            raise OSError("The client reset the stream or closed the connection")
+            raise ClientDisconnected("the client reset the stream or closed the connection")
         kind = message["type"]
         if not self.started:
             if kind == "http.response.start":
@@ -677,7 +677,7 @@ class Stream:
                 finally:
                     self.stalled_at = 0.0
                 if self.gone:
-                    raise OSError("The client reset the stream or closed the connection")
+                    raise ClientDisconnected("the client reset the stream or closed the connection")
                 continue
             chunk = body[offset : offset + window] if offset or window < total else body
             offset += len(chunk)
@@ -687,7 +687,7 @@ class Stream:
                 conn.flush()  # (now: what is waited for must be in the transport)
                 await conn.drain()
                 if self.gone:
-                    raise OSError("The client reset the stream or closed the connection")
+                    raise ClientDisconnected("the client reset the stream or closed the connection")
         if ends and total == 0:
             engine.send_data(stream_id, b"", True)
         if not more_body:
