@@ -24,6 +24,46 @@ from fastserve.errors import ASGIMessageError, ClientDisconnected
 READ_CHUNK = 256 * 1024
 
 
+def path_to_send(message: dict[str, Any]) -> str:
+    """The file of ``http.response.pathsend``: an absolute path."""
+    path = message["path"] if "path" in message else None
+    if type(path) is not str or not os.path.isabs(path):
+        raise ASGIMessageError(f"'http.response.pathsend' needs an absolute 'path', got {path!r}")
+    return path
+
+
+def zero_copy_region(message: dict[str, Any]) -> tuple[int, int, int, bool]:
+    """``http.response.zerocopysend``'s file descriptor, offset, count, and whether it reads from the position.
+
+    Without an offset the file is read from its position, which the caller
+    then moves on (as read() would); without a count, to the end.
+    """
+    file = message["file"] if "file" in message else None
+    fileno = getattr(file, "fileno", None)
+    if fileno is None:
+        raise ASGIMessageError("'http.response.zerocopysend' needs a 'file' with a fileno()")
+    fd = fileno()
+    offset = message["offset"] if "offset" in message else None
+    from_position = offset is None
+    if from_position:
+        offset = os.lseek(fd, 0, os.SEEK_CUR)
+    size = file_size(fd)
+    count = message["count"] if "count" in message else None
+    if count is None:
+        count = max(size - offset, 0)
+    if type(offset) is not int or type(count) is not int or offset < 0 or count < 0:
+        raise ASGIMessageError(f"Invalid 'offset' {offset!r} or 'count' {count!r} in 'http.response.zerocopysend'")
+    return fd, offset, count, from_position
+
+
+def read_chunk(fd: int, offset: int, count: int) -> bytes:
+    """The next bytes of a file region (at most READ_CHUNK), for a connection that cannot use sendfile."""
+    chunk = os.pread(fd, min(READ_CHUNK, count), offset)
+    if not chunk:
+        raise ASGIMessageError(f"The file ended {count} bytes short of the response body")
+    return chunk
+
+
 def file_size(fd: int) -> int:
     """The size of the regular file open as ``fd``: what sendfile can send."""
     status = os.fstat(fd)
@@ -92,9 +132,7 @@ async def _send_by_reads(conn: Any, fd: int, offset: int, count: int) -> None:
     while count:
         if conn.closed:
             raise ClientDisconnected("the client disconnected")
-        chunk = os.pread(fd, min(READ_CHUNK, count), offset)
-        if not chunk:
-            raise ASGIMessageError(f"The file ended {count} bytes short of the response body")
+        chunk = read_chunk(fd, offset, count)
         conn.write(chunk)
         offset += len(chunk)
         count -= len(chunk)

@@ -82,7 +82,12 @@ def test_prior_knowledge_scope(serve):
     assert scope["headers"][0] == ["host", f"{server.host}:{server.port}"]
     assert ["x-test", "yes"] in scope["headers"]
     assert not any(name.startswith(":") for name, _ in scope["headers"])
-    assert set(scope["extensions"]) == {"http.response.trailers", "http.response.early_hint"}
+    assert set(scope["extensions"]) == {
+        "http.response.trailers",
+        "http.response.early_hint",
+        "http.response.pathsend",
+        "http.response.zerocopysend",
+    }
 
 
 def test_preface_in_pieces_is_still_http2(serve):
@@ -655,3 +660,27 @@ def test_client_goaway_disconnects_the_streams_in_flight(serve, caplog):
         client.close()
     assert heard[0] == {"type": "http.disconnect"} and isinstance(heard[1], OSError)
     assert not [record for record in caplog.records if record.levelname == "ERROR"]
+
+
+def test_pathsend_and_zerocopysend(serve, tmp_path):
+    path = tmp_path / "file"
+    content = bytes(range(256)) * 8192  # 2 MiB: many windows
+    path.write_bytes(content)
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        if scope["path"] == "/path":
+            await send({"type": "http.response.pathsend", "path": str(path)})
+            return
+        with open(path, "rb") as file:
+            message = {"type": "http.response.zerocopysend", "file": file, "offset": 10, "count": 1000}
+            await send({**message, "more_body": True})
+            await send({"type": "http.response.body", "body": b"|", "more_body": True})
+            file.seek(5)
+            await send({"type": "http.response.zerocopysend", "file": file, "count": 3})  # from the position
+
+    with serve(app) as server, h2c_client() as client:
+        whole = client.get(server.url("/path"))
+        region = client.get(server.url("/region"))
+    assert whole.content == content
+    assert region.content == content[10:1010] + b"|" + content[5:8]

@@ -51,7 +51,7 @@ from fastserve.protocols.h11_parser import ExtensionMethodParser, H11Parser, req
 from fastserve.protocols.websocket import websocket_scope
 from fastserve.protocols.websocket_handshake import HandshakeError, check_handshake, names_token, names_websocket
 from fastserve.proxy import FORWARDING_HEADER_NAMES
-from fastserve.sendfile import file_size, send_file
+from fastserve.sendfile import file_size, path_to_send, send_file, zero_copy_region
 from fastserve.sockets import socket_address
 
 error_logger = logging.getLogger("fastserve.error")
@@ -1465,10 +1465,7 @@ class RequestCycle:
 
     async def send_path(self, message):
         """``http.response.pathsend``: the whole file at an absolute path is the rest of the body."""
-        path = message["path"] if "path" in message else None
-        if type(path) is not str or not os.path.isabs(path):
-            raise ASGIMessageError(f"'http.response.pathsend' needs an absolute 'path', got {path!r}")
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path_to_send(message), os.O_RDONLY | os.O_CLOEXEC)
         try:
             await self.send_file_region(fd, 0, file_size(fd), False)
         finally:
@@ -1476,22 +1473,7 @@ class RequestCycle:
 
     async def send_zero_copy(self, message):
         """``http.response.zerocopysend``: a region of an open file, as a body message would."""
-        file = message["file"] if "file" in message else None
-        fileno = getattr(file, "fileno", None)
-        if fileno is None:
-            raise ASGIMessageError("'http.response.zerocopysend' needs a 'file' with a fileno()")
-        fd = fileno()
-        offset = message["offset"] if "offset" in message else None
-        # Without an offset the file is read from its position, which moves on as with read().
-        from_position = offset is None
-        if from_position:
-            offset = os.lseek(fd, 0, os.SEEK_CUR)
-        size = file_size(fd)
-        count = message["count"] if "count" in message else None
-        if count is None:
-            count = max(size - offset, 0)
-        if type(offset) is not int or type(count) is not int or offset < 0 or count < 0:
-            raise ASGIMessageError(f"Invalid 'offset' {offset!r} or 'count' {count!r} in 'http.response.zerocopysend'")
+        fd, offset, count, from_position = zero_copy_region(message)
         await self.send_file_region(fd, offset, count, "more_body" in message and bool(message["more_body"]))
         if from_position:
             os.lseek(fd, offset + count, os.SEEK_SET)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, ClassVar
@@ -35,6 +36,7 @@ from fastserve.errors import ASGIMessageError, ClientDisconnected, RequestError
 from fastserve.protocols import http2_h2
 from fastserve.protocols.http2_h2 import DATA, END, GOAWAY, HEADERS, RESET, WINDOW
 from fastserve.proxy import FORWARDING_HEADER_NAMES
+from fastserve.sendfile import file_size, path_to_send, read_chunk, zero_copy_region
 
 error_logger = logging.getLogger("fastserve.error")
 
@@ -45,7 +47,12 @@ DISCONNECT = {"type": "http.disconnect"}
 # malformed (the engine refuses it); in a response they are dropped.
 CONNECTION_SPECIFIC = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"))
 NO_BODY_STATUSES = frozenset({204, 304})
-RESPONSE_EXTENSIONS = {"http.response.trailers": {}, "http.response.early_hint": {}}
+RESPONSE_EXTENSIONS = {
+    "http.response.trailers": {},
+    "http.response.early_hint": {},
+    "http.response.pathsend": {},
+    "http.response.zerocopysend": {},
+}
 # The connection's receive window: what the apps of all its streams may have
 # received and not yet read, at most (each stream's is the initial window).
 CONNECTION_WINDOW = 1024 * 1024
@@ -616,6 +623,17 @@ class Stream:
             if type(body) is not bytes:
                 body = body_bytes(body)
             await self.send_body(body, message.get("more_body", False))
+        elif kind == "http.response.pathsend":
+            fd = os.open(path_to_send(message), os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                await self.send_file_region(fd, 0, file_size(fd), False)
+            finally:
+                os.close(fd)
+        elif kind == "http.response.zerocopysend":
+            fd, offset, count, from_position = zero_copy_region(message)
+            await self.send_file_region(fd, offset, count, bool(message.get("more_body", False)))
+            if from_position:
+                os.lseek(fd, offset + count, os.SEEK_SET)
         else:
             raise ASGIMessageError(f"Expected http.response.body, got {kind!r}")
 
@@ -697,6 +715,20 @@ class Stream:
                 self.finish()
                 return
         conn.flush_soon()
+
+    async def send_file_region(self, fd: int, offset: int, count: int, more_body: bool) -> None:
+        """A region of a file as body bytes: read in chunks, each sent as a body message would be.
+
+        (DATA frames are framed by the engine, so the kernel cannot send the
+        file itself as it does on HTTP/1.1; what is read waits for the window.)
+        """
+        while count:
+            chunk = read_chunk(fd, offset, count)
+            offset += len(chunk)
+            count -= len(chunk)
+            await self.send_body(chunk, True)
+        if not more_body:
+            await self.send_body(b"", False)
 
     async def send_trailers(self, message: dict[str, Any]) -> None:
         fields = [check_trailer(item) for item in message.get("headers", ())]
