@@ -68,10 +68,13 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 """
 
 
-def server_command(name: str, app: str, port: int, python: str = sys.executable, http2: bool = False) -> list[str]:
+def server_command(
+    name: str, app: str, port: int, python: str = sys.executable, http2: bool = False, tls: tuple[str, str] = ()
+) -> list[str]:
     """How each server is started (by ``python``); the same command lines are quoted in bench/README.md.
 
-    With ``http2``, as each serves HTTP/2 over cleartext (h2c with prior knowledge).
+    With ``http2``, as each serves HTTP/2 (h2c with prior knowledge, or ALPN h2
+    with ``tls``: a certificate and key file).
     """
     bind = ["--host", "127.0.0.1", "--port", str(port)]
     quiet = ["--no-access-log", "--log-level", "warning"]
@@ -117,7 +120,8 @@ def server_command(name: str, app: str, port: int, python: str = sys.executable,
             "uvloop",
             "--log-level",
             "warning",
-            *(["--http", "2"] if http2 else []),
+            # (h2c needs --http 2; over TLS "auto" offers h2 by ALPN)
+            *(["--http", "2"] if http2 and not tls else []),
             app,
         ],
         "hypercorn": [
@@ -135,7 +139,24 @@ def server_command(name: str, app: str, port: int, python: str = sys.executable,
             app,
         ],
     }
+    if tls:
+        certfile, keyfile = tls
+        commands["fastserve"] += ["--ssl-certfile", certfile, "--ssl-keyfile", keyfile]
+        commands["granian"][-1:-1] = ["--ssl-certificate", certfile, "--ssl-keyfile", keyfile]
+        commands["hypercorn"][-1:-1] = ["--certfile", certfile, "--keyfile", keyfile]
     return commands[name]
+
+
+def self_signed_certificate(folder: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key (PKCS#8, which granian needs), made with openssl."""
+    certfile, keyfile = str(folder / "cert.pem"), str(folder / "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", keyfile, "-out", certfile],
+        check=True,
+        capture_output=True,
+    )
+    return certfile, keyfile
 
 
 @dataclass
@@ -150,6 +171,8 @@ class Scenario:
     message_size: int = 0  # a WebSocket scenario: the echoed message's size (bench/ws_load.py)
     servers: tuple[str, ...] = ()  # who can run it (else HTTP_SERVERS); --servers picks among them
     h2load: str = ""  # an HTTP/2 scenario: h2load's options (the load generator instead of wrk)
+    tls: bool = False  # served over TLS (HTTP/2: negotiated by ALPN)
+    upload: int = 0  # an HTTP/2 upload scenario: the request body's size
 
 
 HTTP_SERVERS = ("fastserve", "uvicorn", "uvicorn-h11", "granian", "hypercorn")
@@ -189,6 +212,19 @@ SCENARIOS = {
     ),
     "websocket-idle": Scenario("websocket-idle", WEBSOCKET_APP, "KiB/socket", servers=WEBSOCKET_SERVERS),
     "http2": Scenario("http2", "bench.apps:plaintext", "req/s", connections=16, servers=HTTP2_SERVERS, h2load="-m16"),
+    "http2-tls": Scenario(
+        "http2-tls", "bench.apps:plaintext", "req/s", connections=16, servers=HTTP2_SERVERS, h2load="-m16", tls=True
+    ),
+    "http2-upload": Scenario(
+        "http2-upload",
+        "bench.apps:counting_upload",
+        "MB/s",
+        connections=16,
+        servers=HTTP2_SERVERS,
+        h2load="-m4",
+        upload=MIB,
+        scale=MIB / 1e6,
+    ),
 }
 LOWER_IS_BETTER = {"p50 ms", "KiB/conn", "KiB/socket"}
 # How long the idle connections are left idle before RSS is read: longer than
@@ -289,10 +325,16 @@ async def hold_idle_connections(port: int, count: int) -> list[asyncio.StreamWri
     return writers
 
 
-def run_h2load(scenario: Scenario, port: int, duration: float) -> tuple[float, int]:
-    """HTTP/2 requests/s, and requests, from h2load over h2c with prior knowledge."""
+def run_h2load(scenario: Scenario, port: int, duration: float, scratch: Path) -> tuple[float, int]:
+    """HTTP/2 requests/s, and requests, from h2load (h2c with prior knowledge, or ALPN over TLS)."""
     command = ["taskset", "-c", LOAD_CPU, "h2load", f"-c{scenario.connections}", *scenario.h2load.split()]
-    command += [f"-D{max(1, round(duration))}", f"http://127.0.0.1:{port}/"]
+    if scenario.upload:
+        body = scratch / "upload"
+        if not body.exists():
+            body.write_bytes(b"u" * scenario.upload)
+        command += ["-d", str(body)]
+    scheme = "https" if scenario.tls else "http"
+    command += [f"-D{max(1, round(duration))}", f"{scheme}://127.0.0.1:{port}/"]
     output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=duration + 60).stdout
     done = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded", output)
     if done is None or done.group(2) != done.group(3):
@@ -342,9 +384,9 @@ def measure_idle_memory(pid: int, port: int, count: int, websocket: bool = False
 
 
 class Running:
-    def __init__(self, name: str, app: str, python: str, http2: bool = False) -> None:
+    def __init__(self, name: str, app: str, python: str, http2: bool = False, tls: tuple[str, str] = ()) -> None:
         self.port = free_port()
-        command = ["taskset", "-c", SERVER_CPU, *server_command(name, app, self.port, python, http2)]
+        command = ["taskset", "-c", SERVER_CPU, *server_command(name, app, self.port, python, http2, tls)]
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
         wait_listening(self.port, self.process)
 
@@ -364,7 +406,8 @@ def run_scenario(
     servers: dict[str, Running] = {}
     try:
         for name in names:
-            servers[name] = Running(name, scenario.app, python, bool(scenario.h2load))
+            tls = self_signed_certificate(lua_dir) if scenario.tls else ()
+            servers[name] = Running(name, scenario.app, python, bool(scenario.h2load), tls)
         if scenario.unit in ("KiB/conn", "KiB/socket"):
             for name in names:
                 running = servers[name]
@@ -380,7 +423,7 @@ def run_scenario(
                 rate, total = run_ws_load(scenario, port, duration)
                 return rate, float("nan"), float("nan"), total
             if scenario.h2load:
-                rate, total = run_h2load(scenario, port, duration)
+                rate, total = run_h2load(scenario, port, duration, lua_dir)
                 return rate, float("nan"), float("nan"), total
             return run_wrk(scenario, port, duration, lua_dir)
 
@@ -552,7 +595,7 @@ def main() -> None:
         args.rounds, args.duration, args.warmup, args.idle_connections = 1, 1, 1, 200
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk")
-    if "http2" in args.scenarios.split(",") and not shutil.which("h2load"):
+    if any(name.startswith("http2") for name in args.scenarios.split(",")) and not shutil.which("h2load"):
         sys.exit("h2load is not installed: apt-get install nghttp2-client")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.idle_connections)), hard))
