@@ -40,6 +40,20 @@ from fastserve.sendfile import file_size, path_to_send, read_chunk, zero_copy_re
 
 error_logger = logging.getLogger("fastserve.error")
 
+
+def _load_compiled_engine() -> Any:
+    """The libnghttp2 engine, or None (not built, or FASTSERVE_NO_EXTENSIONS set)."""
+    if os.environ.get("FASTSERVE_NO_EXTENSIONS"):
+        return None
+    try:
+        from fastserve._speedups.nghttp2 import NGHTTP2Engine
+    except ImportError:
+        return None
+    return NGHTTP2Engine
+
+
+COMPILED_ENGINE = _load_compiled_engine()
+
 TASK_NAME = "fastserve.request"
 ASGI_VERSION = asgi_version()
 DISCONNECT = {"type": "http.disconnect"}
@@ -59,7 +73,7 @@ CONNECTION_WINDOW = 1024 * 1024
 STATUS_CODES = {status: b"%d" % status for status in range(100, 600)}
 # Streams a client may reset (rapid reset, CVE-2023-44487): a bucket of 1000,
 # refilled by 33 a second (libnghttp2's defaults, so that both engines draw
-# the line in the same place). Empty: GOAWAY ENHANCE_YOUR_CALM.
+# the line in the same place). Empty: GOAWAY INTERNAL_ERROR, libnghttp2's word.
 RESETS = (1000, 33)
 # DATA frames that carry nothing and do not end the stream (CVE-2019-9518):
 # they cost the server work and the client nothing.
@@ -102,8 +116,9 @@ class HTTP2Settings:
     stall_timeout: float = 30.0
     # Whether an HTTP/1.1 request with "Upgrade: h2c" is taken up (--h2c-upgrade).
     h2c_upgrade: bool = False
-    # The engine every connection gets (libnghttp2's compiled binding is to come).
-    engine_name: ClassVar[str] = http2_h2.H2Engine.name
+    # The engine every connection gets: the libnghttp2 binding where it was built.
+    engine_class: ClassVar[Any] = COMPILED_ENGINE or http2_h2.H2Engine
+    engine_name: ClassVar[str] = engine_class.name
 
     @property
     def connection_window_size(self) -> int:
@@ -116,7 +131,7 @@ class HTTP2Settings:
         return HTTP2Protocol(state, self, server, client, scheme, tls, client_label, upgrade)
 
     def engine(self) -> Any:
-        return http2_h2.H2Engine(self)
+        return self.engine_class(self)
 
 
 class HTTP2Protocol(asyncio.Protocol):
@@ -230,7 +245,8 @@ class HTTP2Protocol(asyncio.Protocol):
                 stream.body_ended()
         elif kind == RESET:
             if not self.resets.spend():
-                self.calm_down("too many streams reset")
+                # (INTERNAL_ERROR, as libnghttp2 says it when its own limit, the same one, is reached first)
+                self.calm_down("too many streams reset", http2_h2.INTERNAL_ERROR)
             elif stream is not None:
                 stream.was_reset()
         elif kind == WINDOW:
@@ -254,12 +270,12 @@ class HTTP2Protocol(asyncio.Protocol):
             stream_scope[key] = scope[key]
         self.start_stream(Stream(self, 1, True), stream_scope)
 
-    def calm_down(self, why: str) -> None:
+    def calm_down(self, why: str, error_code: int = http2_h2.ENHANCE_YOUR_CALM) -> None:
         """A client abusing the protocol: GOAWAY ENHANCE_YOUR_CALM, and the connection closes."""
         if self.closed:
             return
         error_logger.warning("HTTP/2 connection from %s closed: %s", self.client_label, why)
-        self.engine.goaway(http2_h2.ENHANCE_YOUR_CALM)
+        self.engine.goaway(error_code)
         self.close(linger=True)
 
     def connection_lost(self, exc: Exception | None) -> None:

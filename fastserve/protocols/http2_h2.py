@@ -47,6 +47,27 @@ class ConnectionError_(Exception):
     """The client broke the protocol: the engine has queued its GOAWAY; the connection closes."""
 
 
+class HeaderBlockMeter:
+    """A header block's size on the wire while it goes on in CONTINUATION frames, for either engine.
+
+    Told of each HEADERS and CONTINUATION frame as its header arrives (before
+    the engine holds its payload), it raises ConnectionError_ once a block
+    passes --h2-max-header-list-size + HEADER_BLOCK_SLACK: a CONTINUATION flood
+    ends before anything of it is decoded.
+    """
+
+    def __init__(self, settings: Any) -> None:
+        self.limit = settings.max_header_list_size + HEADER_BLOCK_SLACK
+        self.block = 0
+
+    def frame(self, kind: int, flags: int, length: int) -> None:
+        self.block = length if kind == HEADERS_FRAME else self.block + length
+        if self.block > self.limit:
+            raise ConnectionError_("header block too large")
+        if flags & END_HEADERS:
+            self.block = 0
+
+
 class H2Engine:
     """One server-side HTTP/2 connection's framing, on h2."""
 
@@ -81,10 +102,7 @@ class H2Engine:
         self.max_concurrent_streams = settings.max_concurrent_streams
         self.goaway_sent = False
         self.max_frame_size = settings.max_frame_size
-        # A header block's bytes so far while it goes on in CONTINUATION frames,
-        # and the most it may have (h2 caps the frames: 64).
-        self.header_block = 0
-        self.max_header_block = settings.max_header_list_size + HEADER_BLOCK_SLACK
+        self.meter = HeaderBlockMeter(settings)
         # Received bytes not yet handed to h2 (less than a frame), and how much
         # of the client's preface is still to come.
         self.received = b""
@@ -138,19 +156,14 @@ class H2Engine:
                 break
             kind = view[start + 3]
             if kind == HEADERS_FRAME or kind == CONTINUATION_FRAME:
-                self.count_header_block(kind, view[start + 4], length)
+                try:
+                    self.meter.frame(kind, view[start + 4], length)
+                except ConnectionError_:
+                    self.goaway(ENHANCE_YOUR_CALM)
+                    raise
             yield from self.receive(view[start : start + 9 + length])
             start += 9 + length
         self.received = data[start:]
-
-    def count_header_block(self, kind: int, flags: int, length: int) -> None:
-        """A header block too big on the wire ends the connection (a CONTINUATION flood), before h2 holds it."""
-        self.header_block = length if kind == HEADERS_FRAME else self.header_block + length
-        if self.header_block > self.max_header_block:
-            self.goaway(ENHANCE_YOUR_CALM)
-            raise ConnectionError_("header block too large")
-        if flags & END_HEADERS:
-            self.header_block = 0
 
     def receive(self, frame: memoryview) -> Iterator[tuple[Any, ...]]:
         try:
