@@ -152,6 +152,7 @@ cdef extern from "nghttp2/nghttp2.h":
     ssize_t nghttp2_session_mem_recv(nghttp2_session *session, const uint8_t *data, size_t length)
     ssize_t nghttp2_session_mem_send(nghttp2_session *session, const uint8_t **data_ptr)
     int nghttp2_session_want_read(nghttp2_session *session)
+    int nghttp2_session_want_write(nghttp2_session *session)
     int nghttp2_submit_settings(
         nghttp2_session *session, uint8_t flags, const nghttp2_settings_entry *iv, size_t niv)
     int nghttp2_session_set_local_window_size(
@@ -292,11 +293,11 @@ cdef class NGHTTP2Engine:
             self.goaway_sent = True
             raise ConnectionError_(nghttp2_strerror(<int>result).decode())
         events, self.events = self.events, []
-        if not nghttp2_session_want_read(self.session) and not self.goaway_sent:
-            if not any(event[0] == GOAWAY for event in events):
-                self.goaway_sent = True  # (nghttp2 has queued its own GOAWAY for the error)
-                raise ConnectionError_("the client broke the protocol")
         return events
+
+    def finished(self):
+        """Whether the connection is over for the engine (nothing more to read or to send)."""
+        return not nghttp2_session_want_read(self.session) and not nghttp2_session_want_write(self.session)
 
     def output(self):
         """Frames queued since the last call."""

@@ -211,6 +211,11 @@ class HTTP2Protocol(asyncio.Protocol):
             self.close(linger=True)
             return
         self.flush()
+        if self.engine.finished():
+            # The engine ended the connection itself (a GOAWAY for an error it found).
+            error_logger.debug("HTTP/2 connection from %s ended by the engine", self.client_label)
+            self.close(linger=True)
+            return
         if self.going_away and not self.streams:
             self.close()
         elif self.write_paused and not self.read_paused:

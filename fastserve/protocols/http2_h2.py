@@ -88,10 +88,9 @@ class H2Engine:
         self.connection.local_settings = h2.settings.Settings(
             client=False,
             initial_values={
-                # h2 would treat one stream too many as a connection error; the
-                # stream layer refuses it instead (REFUSED_STREAM, RFC 9113
-                # 5.1.2). The client is told the real limit (see start).
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 2**31 - 1,
+                # One stream too many is a connection error (PROTOCOL_ERROR), as
+                # with libnghttp2 once the client has acknowledged the limit.
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: settings.max_concurrent_streams,
                 h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: settings.initial_window_size,
                 h2.settings.SettingCodes.MAX_FRAME_SIZE: settings.max_frame_size,
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: settings.max_header_list_size,
@@ -99,7 +98,6 @@ class H2Engine:
             },
         )
         self.connection_window = settings.connection_window_size
-        self.max_concurrent_streams = settings.max_concurrent_streams
         self.goaway_sent = False
         self.max_frame_size = settings.max_frame_size
         self.meter = HeaderBlockMeter(settings)
@@ -113,30 +111,25 @@ class H2Engine:
     def start(self) -> None:
         """The server's preface (its SETTINGS), and the connection's receive window opened."""
         self.connection.initiate_connection()
-        self.send_settings()
+        self.open_window()
 
-    def send_settings(self) -> None:
-        """Our SETTINGS in place of h2's (which name no real stream limit); the receive window opened."""
-        self.connection.data_to_send()
-        frame = hyperframe.frame.SettingsFrame(0)
-        frame.settings.update(self.connection.local_settings.items())
-        frame.settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS] = self.max_concurrent_streams
-        self.queued = frame.serialize()
-        opening = self.connection_window - 65535  # (every connection starts with 65,535)
+    def open_window(self) -> None:
+        """The connection's receive window opened to its size (it starts at 65,535)."""
+        opening = self.connection_window - 65535
         if opening > 0:
             self.connection.increment_flow_control_window(opening)
 
     def start_upgraded(self, settings: bytes) -> None:
         """As start, after an h2c upgrade: the client's HTTP2-Settings taken, its request on stream 1."""
         self.connection.initiate_upgrade_connection(settings)
-        self.send_settings()
+        self.open_window()
 
     def feed(self, data: bytes) -> Iterator[tuple[Any, ...]]:
         """The events ``data`` completes, one frame at a time; ConnectionError_ if it breaks the protocol.
 
-        h2 would take every frame of a read at once, enforcing its stream limit
-        before the stream layer could refuse one; fed a frame at a time, it sees
-        each refusal before the next frame.
+        h2 would take every frame of a read at once, counting streams open that
+        the stream layer refuses (see HTTP2Protocol.open_stream); fed a frame at
+        a time, it sees each refusal before the next frame.
         """
         data = self.received + bytes(data) if self.received else bytes(data)
         view = memoryview(data)
@@ -190,6 +183,10 @@ class H2Engine:
             elif isinstance(event, h2.events.ConnectionTerminated):
                 yield (GOAWAY, event.last_stream_id or 0)
             # (Request trailers have no place in ASGI; h2 reports their END_STREAM as StreamEnded.)
+
+    def finished(self) -> bool:
+        """Whether the connection is over for the engine (it has sent or received its last frame)."""
+        return self.connection.state_machine.state == h2.connection.ConnectionState.CLOSED
 
     def output(self) -> bytes:
         """Frames queued since the last call."""
