@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         help="seconds an HTTP/2 response may wait on a closed window or an unread socket",
     )
+    add("--h2-ping-interval", type=float, help="PING an HTTP/2 client silent for this many seconds (default: never)")
+    add("--h2-ping-timeout", type=float, default=20.0, help="seconds an HTTP/2 client has to answer that PING")
     add(
         "--ws",
         choices=WS_CHOICES,

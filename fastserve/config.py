@@ -89,6 +89,8 @@ class Config:
         h2_max_frame_size: int = 16384,
         h2_max_header_list_size: int = 64 * 1024,
         h2_stall_timeout: float = 30.0,
+        h2_ping_interval: float | None = None,
+        h2_ping_timeout: float = 20.0,
         h2c_upgrade: bool = False,
         ws: str = "auto",
         ws_max_size: int = 16 * 1024 * 1024,
@@ -166,6 +168,8 @@ class Config:
         self.h2_max_frame_size = h2_max_frame_size
         self.h2_max_header_list_size = h2_max_header_list_size
         self.h2_stall_timeout = h2_stall_timeout
+        self.h2_ping_interval = h2_ping_interval
+        self.h2_ping_timeout = h2_ping_timeout
         self.h2c_upgrade = h2c_upgrade
         self.ws = ws
         self.ws_max_size = ws_max_size
@@ -251,6 +255,8 @@ class Config:
         _between("h2-max-frame-size", self.h2_max_frame_size, 2**14, 2**24 - 1)
         _at_least("h2-max-header-list-size", self.h2_max_header_list_size, 1024)
         _at_least("h2-stall-timeout", self.h2_stall_timeout, 0.001)
+        _at_least("h2-ping-interval", self.h2_ping_interval, 0.001)
+        _at_least("h2-ping-timeout", self.h2_ping_timeout, 0.001)
         _choice("lifespan", self.lifespan, LIFESPAN_CHOICES)
         _choice("interface", self.interface, INTERFACE_CHOICES)
         if isinstance(self.log_level, str) and self.log_level not in LOG_LEVELS:
@@ -392,6 +398,8 @@ class Config:
             max_frame_size=self.h2_max_frame_size,
             max_header_list_size=self.h2_max_header_list_size,
             stall_timeout=self.h2_stall_timeout,
+            ping_interval=self.h2_ping_interval,
+            ping_timeout=self.h2_ping_timeout,
             h2c_upgrade=self.h2c_upgrade,
         )
 

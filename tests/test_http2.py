@@ -728,3 +728,83 @@ def test_pathsend_and_zerocopysend(serve, tmp_path):
         region = client.get(server.url("/region"))
     assert whole.content == content
     assert region.content == content[10:1010] + b"|" + content[5:8]
+
+
+# Keep-alive PING ------------------------------------------------------------------
+
+
+def test_keep_alive_ping_answered_keeps_a_long_response_going(serve):
+    """--h2-ping-interval: a silent client is PINGed; answering, it keeps its connection past --h2-ping-timeout."""
+    release = threading.Event()
+
+    async def long_response(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first ", "more_body": True})
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        await send({"type": "http.response.body", "body": b"last"})
+
+    with serve(long_response, h2_ping_interval=0.5, h2_ping_timeout=1.0) as server:
+        client = H2Client(server.host, server.port)  # (h2 answers each PING it receives)
+        stream = client.request("/")
+        # A second PING comes only after the first was answered, a sweep or more later.
+        client.until(lambda c: len(c.of(h2.events.PingReceived)) >= 2, timeout=15)
+        release.set()
+        _, body = client.response(stream)
+        client.close()
+    assert body == b"first last"
+
+
+def test_keep_alive_ping_unanswered_closes_the_connection(serve):
+    heard = []
+
+    async def waiting(scope, receive, send):
+        await receive()  # (the empty body of a GET)
+        heard.append(await receive())
+
+    with serve(waiting, h2_ping_interval=0.5, h2_ping_timeout=1.0) as server:
+        client = H2Client(server.host, server.port)
+        client.request("/")
+        # Read raw (h2 would answer the PING), and answer nothing.
+        pings = client.frames_until(lambda frame: isinstance(frame, hyperframe.frame.PingFrame), 1, timeout=15)
+        client.frames_until_closed(timeout=15)
+        wait_for(lambda: heard)
+        client.close()
+    assert pings[0].opaque_data and "ACK" not in pings[0].flags
+    assert heard == [{"type": "http.disconnect"}]
+
+
+def test_keep_alive_ping_is_off_by_default():
+    assert HTTP2Settings().ping_interval is None
+
+
+# Garbage after a valid preface ------------------------------------------------------
+
+
+def raw_frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes((kind, flags)) + stream_id.to_bytes(4, "big") + payload
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\xff" * 64,  # a frame header announcing 16 MiB
+        raw_frame(0x0, 0x1, 0, b"data"),  # DATA on the connection's stream
+        raw_frame(0x1, 0x5, 2, b"\x82"),  # HEADERS on a stream id only the server may use
+        raw_frame(0x8, 0x0, 0, b"\x00\x00\x00\x00"),  # WINDOW_UPDATE of nothing
+        raw_frame(0x4, 0x0, 0, b"\x00\x03\x00"),  # SETTINGS not a multiple of 6 bytes
+        raw_frame(0x1, 0x5, 1, b"\xff\xff\xff\xff\xff"),  # HEADERS whose HPACK block does not decode
+    ],
+    ids=["oversized", "data-on-0", "even-stream", "zero-window-update", "short-settings", "bad-hpack"],
+)
+def test_garbage_frames_after_the_preface_end_the_connection_with_goaway(serve, garbage):
+    with serve(hello) as server:
+        client = H2Client(server.host, server.port)
+        client.sock.sendall(garbage)
+        frames = client.frames_until_closed()
+        client.close()
+        with h2c_client() as other:
+            served = other.get(server.url()).text
+    goaways = [frame for frame in frames if isinstance(frame, hyperframe.frame.GoAwayFrame)]
+    assert goaways and goaways[-1].error_code != h2.errors.ErrorCodes.NO_ERROR
+    assert served == "hello"

@@ -22,6 +22,7 @@ from fastserve.protocols.http2_h2 import (
     HEADERS,
     HEADERS_FRAME,
     NO_ERROR,
+    PING_ACK,
     PROTOCOL_ERROR,
     RESET,
     WINDOW,
@@ -120,6 +121,7 @@ cdef extern from "nghttp2/nghttp2.h":
         NGHTTP2_SETTINGS
         NGHTTP2_GOAWAY
         NGHTTP2_WINDOW_UPDATE
+        NGHTTP2_PING
         NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS
         NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE
         NGHTTP2_SETTINGS_MAX_FRAME_SIZE
@@ -167,6 +169,7 @@ cdef extern from "nghttp2/nghttp2.h":
         nghttp2_session *session, uint8_t flags, int32_t stream_id, const void *pri_spec, const nghttp2_nv *nva,
         size_t nvlen, void *stream_user_data)
     int nghttp2_submit_trailer(nghttp2_session *session, int32_t stream_id, const nghttp2_nv *nva, size_t nvlen)
+    int nghttp2_submit_ping(nghttp2_session *session, uint8_t flags, const uint8_t *opaque_data)
     int nghttp2_submit_rst_stream(nghttp2_session *session, uint8_t flags, int32_t stream_id, uint32_t error_code)
     int nghttp2_submit_goaway(
         nghttp2_session *session, uint8_t flags, int32_t last_stream_id, uint32_t error_code,
@@ -359,6 +362,12 @@ cdef class NGHTTP2Engine:
         if length:
             nghttp2_session_consume(self.session, stream_id, length)
 
+    def ping(self, bytes payload not None):
+        """A PING (8 bytes of ``payload``) the client is to answer."""
+        if len(payload) != 8:
+            raise ValueError("a PING carries 8 bytes")
+        check(nghttp2_submit_ping(self.session, NGHTTP2_FLAG_NONE, <const uint8_t *><const char *>payload))
+
     def reset(self, int32_t stream_id, uint32_t error_code):
         # (What waits to be sent goes when nghttp2 closes the stream: see on_stream_close.)
         nghttp2_submit_rst_stream(self.session, NGHTTP2_FLAG_NONE, stream_id, error_code)
@@ -479,6 +488,8 @@ cdef int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, voi
             engine.events.append((WINDOW, 0))
         elif kind == NGHTTP2_GOAWAY:
             engine.events.append((GOAWAY, frame.goaway.last_stream_id))
+        elif kind == NGHTTP2_PING and frame.hd.flags & NGHTTP2_FLAG_ACK:
+            engine.events.append((PING_ACK, 0))
     except BaseException as exc:
         return failed(engine, exc)
     return 0

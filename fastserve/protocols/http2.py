@@ -34,7 +34,7 @@ from fastserve.asgi import (
 )
 from fastserve.errors import ASGIMessageError, ClientDisconnected, RequestError
 from fastserve.protocols import http2_h2
-from fastserve.protocols.http2_h2 import DATA, END, GOAWAY, HEADERS, RESET, WINDOW
+from fastserve.protocols.http2_h2 import DATA, END, GOAWAY, HEADERS, PING_ACK, RESET, WINDOW
 from fastserve.proxy import FORWARDING_HEADER_NAMES
 from fastserve.sendfile import file_size, path_to_send, read_chunk, zero_copy_region
 
@@ -83,6 +83,8 @@ LINGER = 2.0
 # Streams the server resets (MadeYouReset, CVE-2025-8671: a client provoking
 # resets to free stream slots while the work goes on): RESETS again.
 SERVER_RESETS = RESETS
+# What a keep-alive PING carries (the client echoes it back).
+PING_PAYLOAD = b"fastserv"
 
 
 class Budget:
@@ -116,6 +118,10 @@ class HTTP2Settings:
     stall_timeout: float = 30.0
     # Whether an HTTP/1.1 request with "Upgrade: h2c" is taken up (--h2c-upgrade).
     h2c_upgrade: bool = False
+    # Keep-alive: a PING once the client has sent nothing for this many seconds
+    # (None: never), and how long it has to answer before the connection closes.
+    ping_interval: float | None = None
+    ping_timeout: float = 20.0
     # The engine every connection gets: the libnghttp2 binding where it was built.
     engine_class: ClassVar[Any] = COMPILED_ENGINE or http2_h2.H2Engine
     engine_name: ClassVar[str] = engine_class.name
@@ -168,6 +174,8 @@ class HTTP2Protocol(asyncio.Protocol):
         self.drain_waiters: list[asyncio.Future[None]] = []
         self.flush_handle: asyncio.Handle | None = None
         self.deadline = 0.0
+        self.heard_at = 0.0  # when the client last sent something (for the keep-alive PING)
+        self.ping_sent_at = 0.0  # when the unanswered keep-alive PING left (0.0: none is out)
         # Apps running for this connection's streams, reset ones included: at
         # most max_concurrent_streams, so that resetting a stream frees nothing.
         self.running = 0
@@ -180,6 +188,7 @@ class HTTP2Protocol(asyncio.Protocol):
         self.transport = transport
         self.state.connections.add(self)
         self.deadline = self.state.now + self.state.timeout_keep_alive
+        self.heard_at = self.state.now
         if self.upgrade is None:
             self.engine.start()
         else:
@@ -199,6 +208,7 @@ class HTTP2Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        self.heard_at = self.state.now
         try:
             # (Events come frame by frame: a stream refused here is closed
             # before the engine reads the next frame, and counts against nothing.)
@@ -266,6 +276,8 @@ class HTTP2Protocol(asyncio.Protocol):
             # http.disconnect, and the connection closes.
             self.going_away = True
             self.close()
+        elif kind == PING_ACK:
+            self.ping_sent_at = 0.0
 
     def start_upgraded(self, scope: dict[str, Any], settings: bytes) -> None:
         """After an h2c upgrade: the client's settings from its header, and its request served as stream 1."""
@@ -443,10 +455,30 @@ class HTTP2Protocol(asyncio.Protocol):
             if 0.0 < stream.stalled_at < stall_limit:
                 error_logger.debug("HTTP/2 stream %d stalled on a closed window: reset", stream.stream_id)
                 stream.reset(http2_h2.CANCEL)
+        if self.settings.ping_interval is not None and not self.keep_alive_ping(now):
+            return
         self.flush()
         if self.deadline and now >= self.deadline and not self.streams:
             self.deadline = 0.0
             self.shutdown()
+
+    def keep_alive_ping(self, now: float) -> bool:
+        """PING a client that has been silent for --h2-ping-interval; whether it is still deemed alive.
+
+        One that leaves the PING unanswered for --h2-ping-timeout is gone (a
+        peer that vanished without a FIN, a dead NAT mapping): the connection
+        closes, and the apps of its streams hear http.disconnect.
+        """
+        if self.ping_sent_at:
+            if now - self.ping_sent_at < self.settings.ping_timeout:
+                return True
+            error_logger.debug("HTTP/2 client %s did not answer PING: connection closed", self.client_label)
+            self.close()
+            return False
+        if now - self.heard_at >= self.settings.ping_interval:
+            self.engine.ping(PING_PAYLOAD)
+            self.ping_sent_at = now
+        return True
 
     def shutdown(self) -> None:
         """Graceful: GOAWAY with the last stream seen; the streams in flight finish, then the connection closes."""

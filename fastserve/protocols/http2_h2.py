@@ -28,6 +28,7 @@ END = 3  # (END, stream_id): the request body is complete
 RESET = 4  # (RESET, stream_id, error_code): the client reset the stream
 WINDOW = 5  # (WINDOW, stream_id): the client opened a window (0: the connection's, or every stream's)
 GOAWAY = 6  # (GOAWAY, last_stream_id): the client is closing the connection
+PING_ACK = 7  # (PING_ACK, 0): the client answered the server's PING
 
 HEADERS_FRAME = 0x1
 CONTINUATION_FRAME = 0x9
@@ -40,6 +41,7 @@ PROTOCOL_ERROR = h2.errors.ErrorCodes.PROTOCOL_ERROR
 INTERNAL_ERROR = h2.errors.ErrorCodes.INTERNAL_ERROR
 REFUSED_STREAM = h2.errors.ErrorCodes.REFUSED_STREAM
 CANCEL = h2.errors.ErrorCodes.CANCEL
+FRAME_SIZE_ERROR = h2.errors.ErrorCodes.FRAME_SIZE_ERROR
 ENHANCE_YOUR_CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
 
 
@@ -143,8 +145,9 @@ class H2Engine:
         while end - start >= 9:
             length = int.from_bytes(view[start : start + 3], "big")
             if length > self.max_frame_size:
-                yield from self.receive(view[start:])  # (h2 refuses the frame from its header)
-                return
+                # (h2 would hold the whole frame, up to 16 MiB, before it refused it.)
+                self.goaway(FRAME_SIZE_ERROR)
+                raise ConnectionError_(f"a frame of {length} bytes, above the maximum frame size")
             if end - start < 9 + length:
                 break
             kind = view[start + 3]
@@ -182,6 +185,8 @@ class H2Engine:
                 yield (WINDOW, 0)  # a new initial window or frame size may let a stream go on
             elif isinstance(event, h2.events.ConnectionTerminated):
                 yield (GOAWAY, event.last_stream_id or 0)
+            elif isinstance(event, h2.events.PingAckReceived):
+                yield (PING_ACK, 0)
             # (Request trailers have no place in ASGI; h2 reports their END_STREAM as StreamEnded.)
 
     def finished(self) -> bool:
@@ -213,6 +218,10 @@ class H2Engine:
         """The app took ``length`` flow-controlled bytes: the client may send more (WINDOW_UPDATE)."""
         # (h2 returns the connection's share even when the stream is gone.)
         self.connection.acknowledge_received_data(length, stream_id)
+
+    def ping(self, payload: bytes) -> None:
+        """A PING (8 bytes of ``payload``) the client is to answer."""
+        self.connection.ping(payload)
 
     def reset(self, stream_id: int, error_code: int) -> None:
         try:
