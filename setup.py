@@ -2,7 +2,8 @@
 
 ``fastserve/protocols/http1.py`` is compiled into ``fastserve._speedups.http1``,
 ``fastserve/protocols/websocket_frames.py`` and ``websocket.py`` into
-``fastserve._speedups.websocket_frames`` and ``.websocket``, ``fastserve/state.py`` into
+``fastserve._speedups.websocket_frames`` and ``.websocket``, ``fastserve/protocols/http2.py``
+(the HTTP/2 stream layer) into ``fastserve._speedups.http2``, ``fastserve/state.py`` into
 ``fastserve._speedups.state``, with the C types declared in
 ``fastserve/_speedups/*.pxd``. ``fastserve/_speedups/nghttp2.pyx``, the HTTP/2
 engine on libnghttp2, is built where pkg-config finds libnghttp2's headers
@@ -23,6 +24,7 @@ COMPILED = [
     ("fastserve._speedups.http1", "fastserve/protocols/http1.py"),
     ("fastserve._speedups.websocket_frames", "fastserve/protocols/websocket_frames.py"),
     ("fastserve._speedups.websocket", "fastserve/protocols/websocket.py"),
+    ("fastserve._speedups.http2", "fastserve/protocols/http2.py"),
 ]
 
 

@@ -225,14 +225,13 @@ def apply_environment(parser: argparse.ArgumentParser) -> None:
 
 
 def version_line(http: str = "auto", loop: str = "auto", ws: str = "auto", http2: bool = False) -> str:
-    from fastserve.protocols import describe
-    from fastserve.protocols.http2 import HTTP2Settings
+    from fastserve.protocols import describe, describe_http2
     from fastserve.protocols.websocket_codec import IMPLEMENTATION as websocket_codec
 
     python = f"{platform.python_implementation()} {platform.python_version()}"
     websocket = {"none": "off", "wsproto": "wsproto"}.get(ws, websocket_codec)
     return (
-        f"fastserve {__version__} (http: {describe(http)}, http2: {HTTP2Settings.engine_name if http2 else 'off'}, "
+        f"fastserve {__version__} (http: {describe(http)}, http2: {describe_http2() if http2 else 'off'}, "
         f"websocket: {websocket}, loop: {resolve_loop(loop)}, {python})"
     )
 

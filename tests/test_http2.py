@@ -21,6 +21,7 @@ import hyperframe.frame
 import pytest
 
 from fastserve.cli import version_line
+from fastserve.protocols import IMPLEMENTATION, compiled_http2
 from fastserve.protocols.http1 import HTTP2_PREFACE as PREFACE
 from fastserve.protocols.http2 import COMPILED_ENGINE, HTTP2Settings
 from fastserve.protocols.http2_h2 import H2Engine
@@ -139,7 +140,18 @@ def test_http11_still_served_beside_http2(serve_each_parser):
 
 def test_version_names_the_engine():
     built = (COMPILED_ENGINE or H2Engine).name
-    assert f"http2: {built}," in version_line(http2=True) and "http2: off," in version_line()
+    layer = "python" if compiled_http2 is None else "cython"
+    assert f"http2: {layer}/{built}," in version_line(http2=True) and "http2: off," in version_line()
+
+
+def test_connections_are_served_by_the_stream_layer_of_the_build(serve):
+    """The compiled stream layer wherever HTTP/1.1 is compiled (so both are asserted in use by .ci/run)."""
+    with serve(hello) as server, h2c_client() as client:
+        client.get(server.url())
+        protocols = {type(connection).__module__ for connection in server.state.connections}
+    expected = "fastserve.protocols.http2" if compiled_http2 is None else "fastserve._speedups.http2"
+    assert protocols == {expected}
+    assert (compiled_http2 is None) == (IMPLEMENTATION == "python")
 
 
 def test_no_http2_refuses_the_preface(serve_each_parser):

@@ -21,7 +21,19 @@ def _load_compiled() -> tuple[Any, Any]:
     return http1, state
 
 
+def _load_compiled_http2() -> Any:
+    """The compiled HTTP/2 stream layer (typed against the compiled ServerState too), or None."""
+    if compiled_state is None:
+        return None
+    try:
+        from fastserve._speedups import http2
+    except ImportError:
+        return None
+    return http2
+
+
 compiled_http1, compiled_state = _load_compiled()
+compiled_http2 = _load_compiled_http2()
 http1 = compiled_http1 or python_http1
 HTTP1Protocol = http1.HTTP1Protocol
 # The compiled protocol accepts only the compiled ServerState: always take both from here.
@@ -58,3 +70,10 @@ def parser_factory(http: str) -> Callable[[Any], Any]:
 def describe(http: str) -> str:
     """'cython/httptools', 'python/h11', ...: what serves HTTP/1.1."""
     return f"{IMPLEMENTATION}/{resolve_http(http)}"
+
+
+def describe_http2() -> str:
+    """'cython/nghttp2', 'python/h2', ...: the HTTP/2 stream layer in use, and its engine."""
+    from fastserve.protocols.http2 import HTTP2Settings
+
+    return f"{'python' if compiled_http2 is None else 'cython'}/{HTTP2Settings.engine_name}"

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
+from asyncio import Task
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, ClassVar
@@ -55,6 +57,8 @@ def _load_compiled_engine() -> Any:
 COMPILED_ENGINE = _load_compiled_engine()
 
 TASK_NAME = "fastserve.request"
+# Tasks that take their first step at once (Python 3.12+; see start_stream).
+EAGER_TASKS = sys.version_info >= (3, 12)
 ASGI_VERSION = asgi_version()
 DISCONNECT = {"type": "http.disconnect"}
 # Connection-specific fields (RFC 9113 8.2.2): a request carrying one is
@@ -89,8 +93,6 @@ PING_PAYLOAD = b"fastserv"
 
 class Budget:
     """What a client may do this often: ``burst`` at once, ``rate`` more each second (the sweep refills it)."""
-
-    __slots__ = ("left", "burst", "rate")
 
     def __init__(self, burst_and_rate: tuple[int, int]) -> None:
         self.burst, self.rate = burst_and_rate
@@ -133,14 +135,21 @@ class HTTP2Settings:
     def protocol(
         self, state: Any, server: Any, client: Any, scheme: str, tls: Any, client_label: str, upgrade: Any = None
     ) -> HTTP2Protocol:
-        """The protocol a connection is handed to; ``upgrade``: (scope, HTTP2-Settings) of an h2c upgrade."""
-        return HTTP2Protocol(state, self, server, client, scheme, tls, client_label, upgrade)
+        """The protocol a connection is handed to; ``upgrade``: (scope, HTTP2-Settings) of an h2c upgrade.
+
+        It is the compiled twin of HTTP2Protocol where it was built (chosen
+        with the HTTP/1.1 protocol, in fastserve.protocols).
+        """
+        from fastserve.protocols import compiled_http2
+
+        protocol_class = HTTP2Protocol if compiled_http2 is None else compiled_http2.HTTP2Protocol
+        return protocol_class(state, self, server, client, scheme, tls, client_label, upgrade)
 
     def engine(self) -> Any:
         return self.engine_class(self)
 
 
-class HTTP2Protocol(asyncio.Protocol):
+class HTTP2Protocol:
     """One HTTP/2 connection: its streams, their apps, and the engine that frames them."""
 
     def __init__(
@@ -172,6 +181,10 @@ class HTTP2Protocol(asyncio.Protocol):
         self.write_paused_at = 0.0
         self.read_paused = False
         self.drain_waiters: list[asyncio.Future[None]] = []
+        # Whether the loop makes plain asyncio Tasks (no task factory), which may start eagerly.
+        self.plain_tasks = state.loop.get_task_factory() is None
+        # The extensions dict the requests of this connection share while no app changes it.
+        self.extensions: dict[str, Any] | None = None
         self.flush_handle: asyncio.Handle | None = None
         self.deadline = 0.0
         self.heard_at = 0.0  # when the client last sent something (for the keep-alive PING)
@@ -267,9 +280,9 @@ class HTTP2Protocol(asyncio.Protocol):
         elif kind == WINDOW:
             if event[1] == 0:
                 for each in list(self.streams.values()):
-                    each.wake_sender()
+                    each.wake()
             elif stream is not None:
-                stream.wake_sender()
+                stream.wake()
         elif kind == GOAWAY:
             # The client is closing. h2 takes no more frames to send once it has
             # its GOAWAY, so streams in flight cannot finish: they hear
@@ -359,7 +372,17 @@ class HTTP2Protocol(asyncio.Protocol):
         state.requests_started += 1
         if state.requests_started == state.max_requests:
             state.on_max_requests()
-        task = state.loop.create_task(stream.run(state.app), context=state.context.copy(), name=TASK_NAME)
+        coro = stream.run(state.app)
+        context = state.context.copy()
+        loop = state.loop
+        if EAGER_TASKS and self.plain_tasks:
+            # The app's first step runs now: an app that does not wait has
+            # answered when the Task returns, with no trip through the loop.
+            task = Task(coro, loop=loop, context=context, name=TASK_NAME, eager_start=True)
+            if task.done():
+                return
+        else:
+            task = loop.create_task(coro, context=context, name=TASK_NAME)
         stream.task = task
         state.tasks.add(task)
 
@@ -423,9 +446,13 @@ class HTTP2Protocol(asyncio.Protocol):
         scope["scheme"] = self.scheme
         scope["server"] = self.server
         scope["client"] = self.client
-        extensions = {name: {} for name in RESPONSE_EXTENSIONS}
-        if self.tls is not None:
-            extensions["tls"] = self.tls
+        # One extensions dict serves the streams of a connection while no app
+        # changes it (as on HTTP/1.1); one that gained or lost a key is left to its request.
+        extensions = self.extensions
+        if extensions is None or len(extensions) != len(RESPONSE_EXTENSIONS) + (self.tls is not None):
+            extensions = self.extensions = dict(RESPONSE_EXTENSIONS)
+            if self.tls is not None:
+                extensions["tls"] = self.tls
         scope["extensions"] = extensions
         scope["state"] = self.state.lifespan_state.copy()
         return scope
@@ -567,8 +594,6 @@ class Stream:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-
-    wake_sender = wake
 
     async def wait(self) -> None:
         waiter = self.waiter = self.conn.state.loop.create_future()
