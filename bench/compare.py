@@ -82,6 +82,8 @@ def server_command(
     commands = {
         "fastserve": [python, "-m", "fastserve", app, *bind, *quiet, *(["--http2"] if http2 else [])],
         "fastserve-wsproto": [python, "-m", "fastserve", app, *bind, *quiet, "--ws", "wsproto"],
+        # The readable HTTP/2 engine (h2) under the same stream layer.
+        "fastserve-h2": [python, "-m", "fastserve", app, *bind, *quiet, "--http2", "--h2-engine", "h2"],
         # uvicorn's fastest WebSocket implementation is the base of every WebSocket ratio.
         "uvicorn": [*uvicorn, "--http", "httptools", "--ws", "websockets-sansio"],
         "uvicorn-h11": [*uvicorn, "--http", "h11"],
@@ -187,7 +189,7 @@ WEBSOCKET_SERVERS = (
 )
 WEBSOCKET_APP = "bench.apps:websocket_echo"
 # uvicorn has no HTTP/2 over cleartext: the HTTP/2 ratios are to hypercorn.
-HTTP2_SERVERS = ("fastserve", "hypercorn", "granian")
+HTTP2_SERVERS = ("fastserve", "fastserve-h2", "hypercorn", "granian")
 SCENARIOS = {
     "plaintext": Scenario("plaintext", "bench.apps:plaintext", "req/s"),
     "pipelined": Scenario("pipelined", "bench.apps:plaintext", "req/s", lua=PIPELINE_LUA),

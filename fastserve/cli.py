@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from fastserve import __version__
 from fastserve.config import (
+    H2_ENGINE_CHOICES,
     HTTP_CHOICES,
     INTERFACE_CHOICES,
     LIFESPAN_CHOICES,
@@ -83,7 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--workers-lifetime", type=float, help="replace each worker after about this many seconds")
     add("--loop", choices=LOOP_CHOICES, default="auto", help="event loop (default: uvloop when installed)")
     add("--http", choices=HTTP_CHOICES, default="auto", help="HTTP/1.1 parser (default: httptools)")
-    add("--http2", action=switch, default=False, help="serve HTTP/2 too: ALPN h2 with TLS, h2c with prior knowledge")
+    add("--http2", action=switch, default=True, help="serve HTTP/2 too: ALPN h2 with TLS, h2c with prior knowledge")
+    add(
+        "--h2-engine",
+        choices=H2_ENGINE_CHOICES,
+        default="auto",
+        help="HTTP/2 engine: auto (nghttp2 where it was built, else h2), nghttp2, h2",
+    )
     add("--h2-max-concurrent-streams", type=int, default=100, help="HTTP/2 streams a client may have open at once")
     add("--h2-initial-window-size", type=int, default=65535, help="HTTP/2 receive window of each stream, in bytes")
     add("--h2-max-frame-size", type=int, default=16384, help="largest HTTP/2 frame payload the server accepts")
@@ -224,14 +231,16 @@ def apply_environment(parser: argparse.ArgumentParser) -> None:
             raise UsageError(f"environment value for {action.option_strings[0]} ({text!r}): {exc}") from None
 
 
-def version_line(http: str = "auto", loop: str = "auto", ws: str = "auto", http2: bool = False) -> str:
+def version_line(
+    http: str = "auto", loop: str = "auto", ws: str = "auto", http2: bool = True, h2_engine: str = "auto"
+) -> str:
     from fastserve.protocols import describe, describe_http2
     from fastserve.protocols.websocket_codec import IMPLEMENTATION as websocket_codec
 
     python = f"{platform.python_implementation()} {platform.python_version()}"
     websocket = {"none": "off", "wsproto": "wsproto"}.get(ws, websocket_codec)
     return (
-        f"fastserve {__version__} (http: {describe(http)}, http2: {describe_http2() if http2 else 'off'}, "
+        f"fastserve {__version__} (http: {describe(http)}, http2: {describe_http2(h2_engine) if http2 else 'off'}, "
         f"websocket: {websocket}, loop: {resolve_loop(loop)}, {python})"
     )
 
@@ -242,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         apply_environment(parser)
         args = vars(parser.parse_args(argv))
         if args.pop("version"):
-            print(version_line(args["http"], args["loop"], args["ws"], args["http2"]))
+            print(version_line(args["http"], args["loop"], args["ws"], args["http2"], args["h2_engine"]))
             return 0
         app = args.pop("app")
         if not app:

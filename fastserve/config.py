@@ -26,6 +26,7 @@ logger = logging.getLogger("fastserve.error")
 
 LOOP_CHOICES = ("auto", "asyncio", "uvloop")
 HTTP_CHOICES = ("auto", "httptools", "h11")
+H2_ENGINE_CHOICES = ("auto", "nghttp2", "h2")
 WS_CHOICES = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
 LIFESPAN_CHOICES = ("auto", "on", "off")
 INTERFACE_CHOICES = ("auto", "asgi3", "asgi2")
@@ -83,7 +84,7 @@ class Config:
         fd: int | None = None,
         loop: str = "auto",
         http: str = "auto",
-        http2: bool = False,
+        http2: bool = True,
         h2_max_concurrent_streams: int = 100,
         h2_initial_window_size: int = 65535,
         h2_max_frame_size: int = 16384,
@@ -92,6 +93,7 @@ class Config:
         h2_ping_interval: float | None = None,
         h2_ping_timeout: float = 20.0,
         h2c_upgrade: bool = False,
+        h2_engine: str = "auto",
         ws: str = "auto",
         ws_max_size: int = 16 * 1024 * 1024,
         ws_max_queue: int = 32,
@@ -171,6 +173,7 @@ class Config:
         self.h2_ping_interval = h2_ping_interval
         self.h2_ping_timeout = h2_ping_timeout
         self.h2c_upgrade = h2c_upgrade
+        self.h2_engine = h2_engine
         self.ws = ws
         self.ws_max_size = ws_max_size
         self.ws_max_queue = ws_max_queue
@@ -246,6 +249,9 @@ class Config:
         _choice("loop", self.loop, LOOP_CHOICES)
         _choice("http", self.http, HTTP_CHOICES)
         _choice("ws", self.ws, WS_CHOICES)
+        _choice("h2-engine", self.h2_engine, H2_ENGINE_CHOICES)
+        if self.h2_engine == "nghttp2" and HTTP2Settings.engine_class.name != "nghttp2":
+            raise ConfigError("--h2-engine nghttp2: this build has no libnghttp2 (see the README's build note)")
         _at_least("ws-max-size", self.ws_max_size, 1)
         if self.ws_max_size >= 1 << 63:
             raise ConfigError(f"--ws-max-size must be below 2**63; got {self.ws_max_size}")
@@ -401,6 +407,7 @@ class Config:
             ping_interval=self.h2_ping_interval,
             ping_timeout=self.h2_ping_timeout,
             h2c_upgrade=self.h2c_upgrade,
+            engine_choice="h2" if self.h2_engine == "h2" else "auto",
         )
 
     def loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop]:

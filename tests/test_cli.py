@@ -23,10 +23,11 @@ def test_version():
     result = run_cli("--version")
     assert result.returncode == 0
     assert re.fullmatch(
-        rf"fastserve {re.escape(__version__)} \(http: (cython|python)/httptools, http2: off, "
+        rf"fastserve {re.escape(__version__)} \(http: (cython|python)/httptools, http2: (cython|python)/(nghttp2|h2), "
         rf"websocket: (cython|python), loop: uvloop, CPython [\d.]+\)\n",
         result.stdout,
     )
+    assert "http2: off," in run_cli("--no-http2", "--version").stdout  # (HTTP/2 is on by default)
 
 
 @pytest.mark.parametrize(
@@ -262,10 +263,12 @@ def test_run_api_and_log_level(tmp_path):
 
 
 def test_http2_and_reset_contextvars_flags(monkeypatch):
-    assert parse([], {}, monkeypatch)["http2"] is False
+    assert parse([], {}, monkeypatch)["http2"] is True
     assert parse(["--no-http2"], {}, monkeypatch)["http2"] is False
     assert parse(["--http2"], {}, monkeypatch)["http2"] is True
-    assert parse([], {"FASTSERVE_HTTP2": "true"}, monkeypatch)["http2"] is True
+    assert parse([], {"FASTSERVE_HTTP2": "false"}, monkeypatch)["http2"] is False
+    assert parse(["--h2-engine", "h2"], {}, monkeypatch)["h2_engine"] == "h2"
+    assert parse(["--h2-ping-interval", "5"], {}, monkeypatch)["h2_ping_interval"] == 5.0
     assert parse(["--h2-max-concurrent-streams", "7"], {}, monkeypatch)["h2_max_concurrent_streams"] == 7
     assert parse([], {}, monkeypatch)["reset_contextvars"] is False
     assert parse(["--reset-contextvars"], {}, monkeypatch)["reset_contextvars"] is True

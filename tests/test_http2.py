@@ -21,6 +21,7 @@ import hyperframe.frame
 import pytest
 
 from fastserve.cli import version_line
+from fastserve.config import Config, ConfigError
 from fastserve.protocols import IMPLEMENTATION, compiled_http2
 from fastserve.protocols.http1 import HTTP2_PREFACE as PREFACE
 from fastserve.protocols.http2 import COMPILED_ENGINE, HTTP2Settings
@@ -44,7 +45,7 @@ def engine(request, monkeypatch):
 
 @pytest.fixture
 def serve(engine):
-    """A server with HTTP/2 on (it is off by default), on the engine of the test."""
+    """A server with HTTP/2 on (as by default), on the engine of the test."""
 
     def start(app, **options):
         options.setdefault("http2", True)
@@ -141,7 +142,19 @@ def test_http11_still_served_beside_http2(serve_each_parser):
 def test_version_names_the_engine():
     built = (COMPILED_ENGINE or H2Engine).name
     layer = "python" if compiled_http2 is None else "cython"
-    assert f"http2: {layer}/{built}," in version_line(http2=True) and "http2: off," in version_line()
+    assert f"http2: {layer}/{built}," in version_line(http2=True) and "http2: off," in version_line(http2=False)
+
+
+def test_h2_engine_can_be_chosen():
+    """--h2-engine h2 serves on h2 even where libnghttp2 was built; nghttp2 where it was not is a config error."""
+    with run_server(hello, http2=True, h2_engine="h2") as server, h2c_client() as client:
+        served = client.get(server.url()).text
+        engines = {type(connection.engine) for connection in server.state.connections}
+    assert served == "hello" and engines == {H2Engine}
+    assert "http2: " in version_line(http2=True, h2_engine="h2") and "/h2," in version_line(http2=True, h2_engine="h2")
+    if COMPILED_ENGINE is None:
+        with pytest.raises(ConfigError, match="no libnghttp2"):
+            Config(hello, http2=True, h2_engine="nghttp2")
 
 
 def test_connections_are_served_by_the_stream_layer_of_the_build(serve):

@@ -72,8 +72,8 @@ def describe(http: str) -> str:
     return f"{IMPLEMENTATION}/{resolve_http(http)}"
 
 
-def describe_http2() -> str:
-    """'cython/nghttp2', 'python/h2', ...: the HTTP/2 stream layer in use, and its engine."""
+def describe_http2(engine: str = "auto") -> str:
+    """'cython/nghttp2', 'python/h2', ...: the HTTP/2 stream layer in use, and the engine ``--h2-engine`` gives."""
     from fastserve.protocols.http2 import HTTP2Settings
 
-    return f"{'python' if compiled_http2 is None else 'cython'}/{HTTP2Settings.engine_name}"
+    return f"{'python' if compiled_http2 is None else 'cython'}/{HTTP2Settings(engine_choice=engine).engine_name}"

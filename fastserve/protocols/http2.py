@@ -124,9 +124,10 @@ class HTTP2Settings:
     # (None: never), and how long it has to answer before the connection closes.
     ping_interval: float | None = None
     ping_timeout: float = 20.0
-    # The engine every connection gets: the libnghttp2 binding where it was built.
+    # --h2-engine: "auto" (engine_class), or "h2" (the readable engine even where the compiled one was built).
+    engine_choice: str = "auto"
+    # The engine "auto" gives every connection: the libnghttp2 binding where it was built.
     engine_class: ClassVar[Any] = COMPILED_ENGINE or http2_h2.H2Engine
-    engine_name: ClassVar[str] = engine_class.name
 
     @property
     def connection_window_size(self) -> int:
@@ -145,7 +146,13 @@ class HTTP2Settings:
         protocol_class = HTTP2Protocol if compiled_http2 is None else compiled_http2.HTTP2Protocol
         return protocol_class(state, self, server, client, scheme, tls, client_label, upgrade)
 
+    @property
+    def engine_name(self) -> str:
+        return "h2" if self.engine_choice == "h2" else self.engine_class.name
+
     def engine(self) -> Any:
+        if self.engine_choice == "h2":
+            return http2_h2.H2Engine(self)
         return self.engine_class(self)
 
 
