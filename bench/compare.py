@@ -143,7 +143,8 @@ def server_command(
     }
     if tls:
         certfile, keyfile = tls
-        commands["fastserve"] += ["--ssl-certfile", certfile, "--ssl-keyfile", keyfile]
+        for fastserve in ("fastserve", "fastserve-h2"):
+            commands[fastserve] += ["--ssl-certfile", certfile, "--ssl-keyfile", keyfile]
         commands["granian"][-1:-1] = ["--ssl-certificate", certfile, "--ssl-keyfile", keyfile]
         commands["hypercorn"][-1:-1] = ["--certfile", certfile, "--keyfile", keyfile]
     return commands[name]

@@ -16,8 +16,11 @@ import hyperframe.frame
 class H2Client:
     """One h2c connection with prior knowledge; ``events`` collects what the server sent."""
 
-    def __init__(self, host: str, port: int, window: int | None = None, validate: bool = True) -> None:
-        self.sock = socket.create_connection((host, port), timeout=5)
+    def __init__(
+        self, host: str, port: int, window: int | None = None, validate: bool = True, sock: socket.socket | None = None
+    ) -> None:
+        """``sock``: a connection made already (TLS with ALPN h2, say) instead of a new one to host:port."""
+        self.sock = sock or socket.create_connection((host, port), timeout=5)
         config = h2.config.H2Configuration(
             client_side=True,
             header_encoding=None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import shutil
 import socket
 import subprocess
@@ -833,3 +834,29 @@ def test_garbage_frames_after_the_preface_end_the_connection_with_goaway(serve, 
     goaways = [frame for frame in frames if isinstance(frame, hyperframe.frame.GoAwayFrame)]
     assert goaways and goaways[-1].error_code != h2.errors.ErrorCodes.NO_ERROR
     assert served == "hello"
+
+
+@pytest.mark.parametrize("over_tls", [False, True], ids=["h2c", "tls"])
+def test_client_end_of_input_closes_the_connection_quietly(serve, ca, server_files, over_tls, caplog):
+    """An end of input without GOAWAY is the client gone: the connection closes, and nothing is logged as an error."""
+    tls = {"ssl_certfile": server_files["certfile"], "ssl_keyfile": server_files["keyfile"]} if over_tls else {}
+    with serve(hello, **tls) as server:
+        sock = socket.create_connection((server.host, server.port), timeout=5)
+        if over_tls:
+            context = client_context(ca)
+            context.set_alpn_protocols(["h2"])
+            sock = context.wrap_socket(sock, server_hostname="localhost")
+            assert sock.selected_alpn_protocol() == "h2"
+        client = H2Client(server.host, server.port, sock=sock)
+        _, body = client.response(client.request("/"))
+        if over_tls:
+            try:
+                sock.unwrap()  # (TLS close_notify, as h2load ends a connection)
+            except OSError:
+                pass
+        else:
+            sock.shutdown(socket.SHUT_WR)
+        wait_for(lambda: not server.state.connections)
+        client.close()
+    assert body == b"hello"
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]

@@ -254,6 +254,11 @@ class HTTP2Protocol:
             self.read_paused = True
             self.transport.pause_reading()
 
+    def eof_received(self) -> bool | None:
+        # An HTTP/2 client ends with GOAWAY; an end of input is the client gone
+        # (or done draining a lingering close): the transport closes.
+        return None
+
     def reset_stream(self, stream_id: int, error_code: int) -> None:
         """RST_STREAM from the server, counted: a client that provokes too many loses the connection."""
         if self.closed:
