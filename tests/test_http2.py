@@ -116,6 +116,18 @@ def test_prior_knowledge_scope(serve_each_parser):
     }
 
 
+def test_cookie_crumbs_reach_the_app_as_one_field(serve):
+    """RFC 9113 8.2.3: a client may split Cookie into several fields (browsers do); the app sees them joined."""
+    with serve(scope_app) as server:
+        client = H2Client(server.host, server.port, validate=False)
+        crumbs = [(b"cookie", b"a=1"), (b"x-other", b"o"), (b"cookie", b"b=2"), (b"cookie", b"c=3")]
+        _, body = client.response(client.request("/", headers=crumbs))
+        client.close()
+    headers = json.loads(body)["headers"]
+    assert [value for name, value in headers if name == "cookie"] == ["a=1; b=2; c=3"]
+    assert ["x-other", "o"] in headers
+
+
 def test_preface_in_pieces_is_still_http2(serve_each_parser):
     with serve_each_parser(hello) as server:
         client = H2Client(server.host, server.port)

@@ -74,7 +74,7 @@ cdef class HTTP2Protocol:
     @cython.locals(state=ServerState)
     cpdef start_stream(self, Stream stream, dict scope)
     cpdef stream_done(self, Stream stream)
-    @cython.locals(fields=list, name=bytes, value=bytes)
+    @cython.locals(fields=list, cookies=list, name=bytes, value=bytes)
     cpdef dict build_scope(self, list headers)
     cpdef dict connection_scope(self)
     cpdef dict error_scope(self)

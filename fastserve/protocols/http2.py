@@ -414,6 +414,7 @@ class HTTP2Protocol:
         fields = []
         forwarding = None
         host = None
+        cookies = None
         for name, value in headers:
             if name[:1] == b":":
                 if name == b":method":
@@ -428,10 +429,18 @@ class HTTP2Protocol:
                     raise RequestError(400, "Repeated Host header")
                 host = value
                 continue
+            if name == b"cookie":
+                cookies = cookies or []
+                cookies.append(value)
+                continue
             if name in FORWARDING_HEADER_NAMES and self.trusted_proxy:
                 forwarding = forwarding or []
                 forwarding.append((name, value))
             fields.append((name, value))
+        if cookies is not None:
+            # Clients split Cookie into crumbs for HPACK; an application gets
+            # them joined again, as one field (RFC 9113 8.2.3).
+            fields.append((b"cookie", b"; ".join(cookies)))
         if target is None:
             raise RequestError(501, "CONNECT is not supported")
         if authority is not None and host is not None and host != authority:

@@ -85,6 +85,8 @@ class H2Engine:
             validate_inbound_headers=True,
             validate_outbound_headers=False,
             normalize_outbound_headers=False,
+            # (Cookie crumbs are joined by the stream layer, for both engines.)
+            normalize_inbound_headers=False,
         )
         self.connection = h2.connection.H2Connection(config=config)
         self.connection.local_settings = h2.settings.Settings(
