@@ -407,7 +407,7 @@ class Config:
             ping_interval=self.h2_ping_interval,
             ping_timeout=self.h2_ping_timeout,
             h2c_upgrade=self.h2c_upgrade,
-            engine_choice="h2" if self.h2_engine == "h2" else "auto",
+            engine_choice=self.h2_engine,
         )
 
     def loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop]:

@@ -124,7 +124,8 @@ class HTTP2Settings:
     # (None: never), and how long it has to answer before the connection closes.
     ping_interval: float | None = None
     ping_timeout: float = 20.0
-    # --h2-engine: "auto" (engine_class), or "h2" (the readable engine even where the compiled one was built).
+    # --h2-engine: "h2" is the readable engine even where the compiled one was
+    # built; "auto" and "nghttp2" (which Config has checked was built) are engine_class.
     engine_choice: str = "auto"
     # The engine "auto" gives every connection: the libnghttp2 binding where it was built.
     engine_class: ClassVar[Any] = COMPILED_ENGINE or http2_h2.H2Engine
