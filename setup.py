@@ -8,7 +8,9 @@
 ``fastserve/_speedups/*.pxd``. ``fastserve/_speedups/nghttp2.pyx``, the HTTP/2
 engine on libnghttp2, is built where pkg-config finds libnghttp2's headers
 (Debian: libnghttp2-dev); elsewhere HTTP/2 runs on h2. Set
-``FASTSERVE_NO_EXTENSIONS=1`` to skip the build.
+``FASTSERVE_NO_EXTENSIONS=1`` to skip the build, ``FASTSERVE_REQUIRE_EXTENSIONS=1``
+to make a build that cannot compile all of it (no compiler, no libnghttp2) fail
+instead of falling back.
 """
 
 import os
@@ -28,20 +30,56 @@ COMPILED = [
 ]
 
 
+REQUIRED = bool(os.environ.get("FASTSERVE_REQUIRE_EXTENSIONS"))
+JOBS = os.cpu_count() or 1
+
+
+def fall_back(message):
+    """Say what is not built; with FASTSERVE_REQUIRE_EXTENSIONS=1, fail the build instead."""
+    if REQUIRED:
+        sys.exit(f"fastserve: {message}, and FASTSERVE_REQUIRE_EXTENSIONS is set: stopping")
+    print(f"fastserve: {message}; using the pure-Python fallback", file=sys.stderr)
+
+
 class OptionalBuildExt(build_ext):
-    """A failed compile leaves the pure-Python path instead of failing the install."""
+    """Compiles on every core; a failed compile leaves the pure-Python path instead of failing the install.
+
+    An editable install reuses what the previous editable install compiled
+    when it is newer than its sources (the README's two commands compile once).
+    """
+
+    def finalize_options(self):
+        super().finalize_options()
+        if self.parallel is None:
+            self.parallel = JOBS
 
     def run(self):
         try:
             super().run()
         except Exception as exc:  # no compiler, no headers
-            print(f"fastserve: C extensions not built ({exc}); using the pure-Python path", file=sys.stderr)
+            fall_back(f"C extensions not built ({exc})")
 
     def build_extension(self, ext):
+        if getattr(self, "editable_mode", False) and self.reuse_inplace(ext):
+            return
         try:
             super().build_extension(ext)
         except Exception as exc:
-            print(f"fastserve: {ext.name} not built ({exc}); using the pure-Python path", file=sys.stderr)
+            fall_back(f"{ext.name} not built ({exc})")
+
+    def reuse_inplace(self, ext):
+        """Copy the module compiled in place by an earlier editable install, if it is up to date."""
+        compiled = self.get_ext_filename(ext.name)
+        if not os.path.exists(compiled):
+            return False
+        built_at = os.path.getmtime(compiled)
+        if any(os.path.getmtime(source) > built_at for source in [*ext.sources, *ext.depends]):
+            return False
+        target = self.get_ext_fullpath(ext.name)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copy2(compiled, target)
+        print(f"fastserve: {ext.name} is up to date ({compiled})", file=sys.stderr)
+        return True
 
 
 NGHTTP2 = ("fastserve._speedups.nghttp2", "fastserve/_speedups/nghttp2.pyx")
@@ -50,10 +88,11 @@ NGHTTP2 = ("fastserve._speedups.nghttp2", "fastserve/_speedups/nghttp2.pyx")
 def nghttp2_flags():
     """Compiler and linker flags for libnghttp2 from pkg-config, or None without its headers."""
     if shutil.which("pkg-config") is None:
+        fall_back("pkg-config not found, so libnghttp2 cannot be (Debian/Ubuntu: apt-get install pkg-config)")
         return None
     found = subprocess.run(["pkg-config", "--cflags", "--libs", "libnghttp2"], capture_output=True, text=True)
     if found.returncode != 0:
-        print("fastserve: libnghttp2 not found by pkg-config; HTTP/2 will run on h2", file=sys.stderr)
+        fall_back("libnghttp2 not found by pkg-config (Debian/Ubuntu: apt-get install pkg-config libnghttp2-dev)")
         return None
     flags = found.stdout.split()
     return {
@@ -80,7 +119,7 @@ def extensions():
             if flags is not None and os.path.exists(nghttp2_c):
                 modules.append(Extension(NGHTTP2[0], [nghttp2_c], **flags))
             return modules
-        print("fastserve: Cython not available; using the pure-Python path", file=sys.stderr)
+        fall_back("Cython not available")
         return []
     modules = [Extension(name, [source]) for name, source in COMPILED]
     flags = nghttp2_flags()
@@ -88,6 +127,7 @@ def extensions():
         modules.append(Extension(NGHTTP2[0], [NGHTTP2[1]], **flags))
     return cythonize(
         modules,
+        nthreads=JOBS,
         language_level=3,
         compiler_directives={"annotation_typing": False, "boundscheck": False, "wraparound": False},
     )

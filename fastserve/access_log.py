@@ -51,11 +51,11 @@ UNPARSED_SCOPE: dict[str, Any] = {
 }
 
 
-def request_line(scope: dict[str, Any]) -> str:
+def request_line(scope: dict[str, Any], method: str | None = None) -> str:
     """The request line as the access log shows it ("-" when it was never parsed)."""
     if "unparsed" in scope:
         return "-"
-    return f"{scope['method']} {request_target(scope)} HTTP/{scope['http_version']}"
+    return f"{method or scope['method']} {request_target(scope)} HTTP/{scope['http_version']}"
 
 
 class RequestRecord:
@@ -79,6 +79,12 @@ class RequestRecord:
         self.bytes_sent = bytes_sent
         self.duration = duration
 
+    @property
+    def method(self) -> str:
+        """The request's method (a WebSocket handshake's is GET)."""
+        scope = self.scope
+        return scope["method"] if "method" in scope else "GET"
+
     def request_header(self, name: bytes) -> str:
         for key, value in self.scope["headers"]:
             if key == name:
@@ -93,16 +99,45 @@ class RequestRecord:
         return "-"
 
 
-def log_request(
+# Every access record, on every protocol, is logged with uvicorn's arguments:
+# (client_addr, method, full_path, http_version, status_code). A formatter
+# written for uvicorn's records reads ours, a plain "%(message)s" shows the
+# line, and AccessFormatter adds the status's reason phrase.
+ACCESS_MESSAGE = '%s - "%s %s HTTP/%s" %d'
+# A request refused before its head was parsed: method "-", the other two empty.
+UNPARSED_MESSAGE = '%s - "%s%s%s" %d'
+
+
+def client_label(scope_client: Any, connection_client: Any, connection_label: str) -> str:
+    """The client an access line names: the connection's peer, or the client a trusted proxy named."""
+    if scope_client is connection_client or scope_client is None:
+        return connection_label
+    return f"{scope_client[0]}:{scope_client[1]}"
+
+
+def log_access(
     access_format: Any, label: str, scope: dict[str, Any], status: int, response_headers: Any, sent: int, started: float
 ) -> None:
-    """The access line of an answered request, in the default format or the one the options chose."""
-    if access_format is not None:
-        record = RequestRecord(label, scope, status, response_headers, sent, perf_counter() - started)
-        access_logger.info(access_format.line(record))
+    """The one access record of an answered request, WebSocket handshake or refusal, on every protocol.
+
+    ``scope`` is the request's (a WebSocket's shows as method "WebSocket"), or
+    the connection's scope merged with UNPARSED_SCOPE for what the server
+    refused before a request head was parsed. With --access-log-format or
+    --access-log-json the line is rendered whole; the fields of the default
+    line still go along (``extra``) for log configs that name them.
+    """
+    if "unparsed" in scope:
+        message, method, target, version = UNPARSED_MESSAGE, "-", "", ""
+    else:
+        message, target, version = ACCESS_MESSAGE, request_target(scope), scope["http_version"]
+        method = "WebSocket" if scope["type"] == "websocket" else scope["method"]
+    if access_format is None:
+        access_logger.info(message, label, method, target, version, status)
         return
+    record = RequestRecord(label, scope, status, response_headers, sent, perf_counter() - started)
     access_logger.info(
-        '%s - "%s %s HTTP/%s" %d', label, scope["method"], request_target(scope), scope["http_version"], status
+        access_format.line(record),
+        extra={"client_addr": label, "request_line": request_line(scope, method), "status_code": status},
     )
 
 
@@ -115,8 +150,8 @@ ATOMS: dict[str, Callable[[RequestRecord], str]] = {
     "l": lambda r: "-",
     "u": lambda r: "-",
     "t": _clf_time,
-    "r": lambda r: request_line(r.scope),
-    "m": lambda r: r.scope["method"],
+    "r": lambda r: request_line(r.scope, r.method),
+    "m": lambda r: r.method,
     "U": lambda r: escape_for_log(r.scope["raw_path"]),
     "q": lambda r: escape_for_log(r.scope["query_string"]),
     "H": lambda r: f"HTTP/{r.scope['http_version']}",
@@ -175,7 +210,7 @@ class JSONAccessLog:
             {
                 "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
                 "client": record.client or None,
-                "method": scope["method"],
+                "method": record.method,
                 "path": scope["path"],
                 "query": scope["query_string"].decode("latin-1"),
                 "http_version": scope["http_version"],

@@ -6,6 +6,7 @@ they already parsed and get back plain Python values.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import logging
 import re
@@ -200,6 +201,20 @@ def escape_for_log(raw: bytes) -> str:
     return _NON_PRINTABLE.sub(lambda match: b"\\x%02x" % match.group()[0], raw).decode("ascii")
 
 
+# The repr of bytes or a bytearray inside a library's message (h11: "illegal request line: bytearray(b'...')").
+_QUOTED_BYTES = r"b'(?:[^'\\]|\\.)*'" + r'|b"(?:[^"\\]|\\.)*"'
+_BYTES_REPR = re.compile(rf"bytearray\(({_QUOTED_BYTES})\)|({_QUOTED_BYTES})")
+
+
+def readable_reason(message: str) -> str:
+    """A parser's message with the bytes it quotes shown as escaped text: ``illegal request line: "GARBAGE"``."""
+
+    def as_text(match: re.Match[str]) -> str:
+        return '"' + escape_for_log(ast.literal_eval(match.group(1) or match.group(2))) + '"'
+
+    return _BYTES_REPR.sub(as_text, message)
+
+
 class ASGI2Adapter:
     """Runs an ASGI 2 application (``app(scope)`` returning ``instance(receive, send)``)."""
 
@@ -214,17 +229,31 @@ class ASGI2Adapter:
 def log_app_failure(exc: BaseException, client_gone: bool, path: str) -> None:
     """How an app's call ended in an exception, told the log the same way on every protocol.
 
-    Cancelled: graceful shutdown ran out (quiet if the client had gone). An
-    OSError from ``send()`` after the client went away is expected. Anything
-    else is the app's bug, with its traceback.
+    Cancelled: graceful shutdown ran out (quiet if the client had gone). The
+    ClientDisconnected that ``send()`` raises once the client has gone (or an
+    exception the app raised while handling it, as Starlette's
+    WebSocketDisconnect), or any OSError after the client went away, is
+    expected: a closed browser tab is not an error. Anything else is the app's
+    bug, with its traceback.
     """
     if isinstance(exc, asyncio.CancelledError):
         if not client_gone:
             _error_logger.warning("Request cancelled at shutdown: %s", path)
-    elif client_gone and isinstance(exc, OSError):
+    elif (client_gone and isinstance(exc, OSError)) or _from_disconnect(exc):
         _error_logger.debug("Client went away during the request: %r", exc)
     else:
         _error_logger.error("Exception in ASGI application", exc_info=exc)
+
+
+def _from_disconnect(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a ClientDisconnected, or was raised from or while handling one."""
+    for _ in range(8):  # (a chain that long is not a framework wrapping send())
+        if exc is None:
+            return False
+        if isinstance(exc, ClientDisconnected):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def error_response(status: int, default_headers: bytes, extra_lines: bytes = b"", with_body: bool = True) -> bytes:

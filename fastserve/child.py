@@ -11,6 +11,7 @@ gone) the worker shuts down gracefully.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import resource
 import signal
@@ -18,9 +19,12 @@ import socket
 import sys
 from multiprocessing.connection import Connection
 
-from fastserve.config import Config, ConfigError
+from fastserve.config import Config, ConfigError, StartupError
+from fastserve.main import report_startup_error
 from fastserve.server import STARTUP_FAILURE, Server
 from fastserve.sockets import reuse_port_twin
+
+logger = logging.getLogger("fastserve.error")
 
 
 def resident_memory() -> int:
@@ -88,9 +92,11 @@ def serve_worker(config: Config, sockets: list[socket.socket], connection: Conne
 
         with asyncio.Runner(loop_factory=config.loop_factory()) as runner:
             runner.run(main())
-    except ConfigError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    except StartupError as exc:
+        sys.exit(report_startup_error(exc))
+    except ConfigError as exc:  # (the supervisor checked the options: a setting only a worker sees)
+        logger.error("%s", exc)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(0)
     sys.exit(0 if server.started else STARTUP_FAILURE)

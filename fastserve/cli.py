@@ -1,19 +1,22 @@
 """``fastserve APP``: argv and the environment turned into a Config.
 
-Flags keep uvicorn's names and meanings. Each flag also reads
-``FASTSERVE_<FLAG>`` and then ``UVICORN_<FLAG>`` from the environment (plus
-uvicorn's ``WEB_CONCURRENCY`` and ``FORWARDED_ALLOW_IPS``); the command line wins.
+Flags keep uvicorn's names, meanings and wording (click, as uvicorn's). Each
+flag also reads ``FASTSERVE_<FLAG>`` and then uvicorn's ``UVICORN_<NAME>`` from
+the environment (plus ``WEB_CONCURRENCY`` and ``FORWARDED_ALLOW_IPS``); the
+command line wins. ``--help`` shows the options by topic, each with its
+default and its environment variables.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import ssl
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
+
+import click
 
 from fastserve import __version__
 from fastserve.config import (
@@ -23,212 +26,293 @@ from fastserve.config import (
     LIFESPAN_CHOICES,
     LOOP_CHOICES,
     WS_CHOICES,
+    Config,
+    ConfigError,
+    StartupError,
     resolve_loop,
 )
 from fastserve.logging import LOG_LEVELS
-from fastserve.main import serve_app
+from fastserve.main import report_startup_error, serve
 from fastserve.proxy import FORWARDED_STYLES
 
 ENV_PREFIXES = ("FASTSERVE_", "UVICORN_")
 EXTRA_ENV = {"workers": "WEB_CONCURRENCY", "forwarded_allow_ips": "FORWARDED_ALLOW_IPS"}
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
+
+# The topics of --help, in order.
+SECTIONS = (
+    "Application",
+    "Server",
+    "Workers and reload",
+    "HTTP",
+    "HTTP/2",
+    "WebSocket",
+    "TLS",
+    "Proxies",
+    "Logging",
+    "Limits and timeouts",
+    "Other",
+)
 
 
-class UsageError(Exception):
-    pass
+class Option(click.Option):
+    """An option with its --help topic, its environment variables and a default told in words where needed.
+
+    ``uvicorn``: uvicorn has this option, so ``UVICORN_<NAME>`` is shown too
+    (it is read for every option). ``default_text``: the default, where the
+    value itself (None) does not say it.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        section: str,
+        uvicorn: bool = True,
+        default_text: str | None = None,
+        environment: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        # (click may keep an unset default as a sentinel of its own: what was declared is kept here)
+        self.declared_default = kwargs.get("default", False if kwargs.get("is_flag") else None)
+        super().__init__(*args, **kwargs)
+        assert section in SECTIONS, section
+        self.section = section
+        self.default_text = default_text
+        flag = self.opts[0].lstrip("-").replace("-", "_").upper()
+        name = (self.name or flag).upper()
+        # Read (first found wins): FASTSERVE_<FLAG>, FASTSERVE_<NAME>, UVICORN_<FLAG>, UVICORN_<NAME>, then the extra.
+        read = [prefix + key for prefix in ENV_PREFIXES for key in dict.fromkeys([flag, name])]
+        shown = ["FASTSERVE_" + flag] + (["UVICORN_" + name] if uvicorn else [])
+        if self.name in EXTRA_ENV:
+            read.append(EXTRA_ENV[self.name])
+            shown.append(EXTRA_ENV[self.name])
+        self.envvar = read if environment else None
+        self.shown_envvars = shown if environment else []
+
+    def get_error_hint(self, ctx: click.Context) -> str:
+        hint = super().get_error_hint(ctx)
+        if self.name and ctx.get_parameter_source(self.name) is click.core.ParameterSource.ENVIRONMENT:
+            variable = next((name for name in self.envvar or () if name in os.environ), None)
+            return f"{hint} (from the environment variable {variable})"
+        return hint
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        record = super().get_help_record(ctx)  # (show_default and show_envvar off: the extras are added here)
+        if record is None:
+            return None
+        spec, help_text = record
+        extras = []
+        default = self.describe_default() if self.shown_envvars else None  # (--version: no default, no env)
+        if default is not None:
+            extras.append(f"default: {default}")
+        if self.shown_envvars:
+            extras.append("env: " + ", ".join(self.shown_envvars))
+        return spec, f"{help_text}  [{'; '.join(extras)}]" if extras else help_text
+
+    def describe_default(self) -> str | None:
+        if self.default_text is not None:
+            return self.default_text
+        default = self.declared_default
+        if self.is_flag:
+            return "on" if default else "off"
+        if default is None:
+            return None
+        if default == "":
+            return '""'
+        if isinstance(default, float) and default.is_integer():
+            return str(int(default))
+        return str(default)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
+class Command(click.Command):
+    """Lists the options under their topics."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        sections: dict[str, list[tuple[str, str]]] = {name: [] for name in SECTIONS}
+        for param in self.get_params(ctx):
+            if not isinstance(param, click.Option):
+                continue  # (APP is in the usage line and the description)
+            record = param.get_help_record(ctx)
+            if record is not None:
+                sections[getattr(param, "section", "Other")].append(record)
+        for name, records in sections.items():
+            if records:
+                with formatter.section(name):
+                    formatter.write_dl(records)
 
 
-def _bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ValueError(f"expected true or false, got {text!r}")
+class OctalMode(click.ParamType):
+    name = "MODE"
 
-
-def _octal(text: str) -> int:
-    return int(text, 8)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="fastserve", description="A fast ASGI server.", allow_abbrev=False)
-    add = parser.add_argument
-    switch = argparse.BooleanOptionalAction
-    add("app", nargs="?", help="the application, as <module>:<attribute>")
-    add("--version", action="store_true", help="print the version and what is in use, then exit")
-    add("--host", default="127.0.0.1", help="bind to this address (default 127.0.0.1)")
-    add("--port", type=int, default=8000, help="bind to this port; 0 picks a free one (default 8000)")
-    add("--uds", help="bind to this Unix domain socket")
-    add("--fd", type=int, help="serve on this already-open socket file descriptor")
-    add("--uds-permissions", type=_octal, default=0o666, help="mode of the --uds socket file, in octal (default 666)")
-    add(
-        "--bind",
-        action="append",
-        help="listen here: HOST:PORT, [V6]:PORT, unix:PATH or fd://N (repeatable; replaces --host/--port)",
-    )
-    add("--reload", action="store_true", help="restart the worker when files change (needs watchfiles)")
-    add("--reload-dir", dest="reload_dirs", action="append", help="directory to watch (with --reload)")
-    add("--reload-include", dest="reload_includes", action="append", help="glob to watch (with --reload)")
-    add("--reload-exclude", dest="reload_excludes", action="append", help="glob to ignore (with --reload)")
-    add("--reload-delay", type=float, default=0.25, help="seconds between reload checks")
-    add("--workers", type=int, help="worker processes (default $WEB_CONCURRENCY or 1)")
-    add("--reuse-port", action="store_true", help="each worker binds its own SO_REUSEPORT listener")
-    add("--workers-max-rss", type=float, help="replace a worker whose resident memory exceeds this many MiB")
-    add("--workers-lifetime", type=float, help="replace each worker after about this many seconds")
-    add("--loop", choices=LOOP_CHOICES, default="auto", help="event loop (default: uvloop when installed)")
-    add("--http", choices=HTTP_CHOICES, default="auto", help="HTTP/1.1 parser (default: httptools)")
-    add("--http2", action=switch, default=True, help="serve HTTP/2 too: ALPN h2 with TLS, h2c with prior knowledge")
-    add(
-        "--h2-engine",
-        choices=H2_ENGINE_CHOICES,
-        default="auto",
-        help="HTTP/2 engine: auto (nghttp2 where it was built, else h2), nghttp2, h2",
-    )
-    add("--h2-max-concurrent-streams", type=int, default=100, help="HTTP/2 streams a client may have open at once")
-    add("--h2-initial-window-size", type=int, default=65535, help="HTTP/2 receive window of each stream, in bytes")
-    add("--h2-max-frame-size", type=int, default=16384, help="largest HTTP/2 frame payload the server accepts")
-    add("--h2-max-header-list-size", type=int, default=65536, help="largest decoded HTTP/2 header list, in bytes")
-    add("--h2c-upgrade", action=switch, default=False, help="take up HTTP/1.1 requests asking for Upgrade: h2c")
-    add(
-        "--h2-stall-timeout",
-        type=float,
-        default=30.0,
-        help="seconds an HTTP/2 response may wait on a closed window or an unread socket",
-    )
-    add("--h2-ping-interval", type=float, help="PING an HTTP/2 client silent for this many seconds (default: never)")
-    add("--h2-ping-timeout", type=float, default=20.0, help="seconds an HTTP/2 client has to answer that PING")
-    add(
-        "--ws",
-        choices=WS_CHOICES,
-        default="auto",
-        help="WebSocket engine: auto (fastserve's own), wsproto, none (websockets/websockets-sansio: as auto)",
-    )
-    add("--ws-max-size", type=int, default=16 * 1024 * 1024, help="largest WebSocket message")
-    add("--ws-max-queue", type=int, default=32, help="WebSocket messages queued for the app")
-    add("--ws-ping-interval", type=float, default=20.0, help="seconds between WebSocket pings")
-    add("--ws-ping-timeout", type=float, default=20.0, help="seconds to wait for a WebSocket pong")
-    add("--ws-per-message-deflate", type=_bool, default=True, help="WebSocket per-message deflate")
-    add("--lifespan", choices=LIFESPAN_CHOICES, default="auto", help="lifespan protocol (default auto)")
-    add("--interface", choices=INTERFACE_CHOICES, default="auto", help="application interface")
-    add("--env-file", help="load environment variables from this .env file")
-    add("--log-config", help="logging configuration file (.json, .yaml or .ini)")
-    add("--log-level", choices=tuple(LOG_LEVELS), help="log level (default info)")
-    add("--access-log", action=switch, default=True, help="log every request (default on)")
-    add("--access-log-format", help="access line in gunicorn's atoms, e.g. '%%(h)s \"%%(r)s\" %%(s)s %%(D)s'")
-    add("--access-log-json", action="store_true", help="access lines as one JSON object each")
-    add("--use-colors", action=switch, default=None, help="colours in log lines (default: on a terminal)")
-    add(
-        "--proxy-headers",
-        action=switch,
-        default=True,
-        help="read the client from trusted proxies' headers (default on)",
-    )
-    add("--server-header", action=switch, default=True, help="send 'server: fastserve' (default on)")
-    add("--date-header", action=switch, default=True, help="send a Date header (default on)")
-    add("--forwarded-allow-ips", help="trusted proxies: IPs, networks, * or unix: (default 127.0.0.1,::1)")
-    add(
-        "--forwarded-style", choices=FORWARDED_STYLES, default="x-forwarded", help="X-Forwarded-* or RFC 7239 Forwarded"
-    )
-    add("--proxy-protocol", action="store_true", help="connections start with a PROXY protocol v1/v2 header")
-    add("--proxy-allow-from", help="addresses allowed to send PROXY headers (default: --forwarded-allow-ips)")
-    add("--root-path", default="", help="ASGI root_path, for apps mounted below a prefix")
-    add("--limit-concurrency", type=int, help="answer 503 above this many requests in flight")
-    add(
-        "--reset-contextvars",
-        action="store_true",
-        help="run each request in an empty context (default: a copy of the lifespan's)",
-    )
-    add("--backlog", type=int, default=2048, help="listen backlog (default 2048)")
-    add("--limit-max-requests", type=int, help="a worker leaves (and is replaced) after this many requests")
-    add("--limit-max-requests-jitter", type=int, default=0, help="add up to this many to each worker's limit")
-    add("--timeout-keep-alive", type=float, default=5, help="close idle keep-alive connections after this (s)")
-    add("--timeout-graceful-shutdown", type=float, default=30, help="longest wait for requests at shutdown (s)")
-    add(
-        "--timeout-worker-healthcheck",
-        type=float,
-        default=5,
-        help="kill a worker silent this long (s)",
-    )
-    add("--timeout-request-header", type=float, default=30, help="a request head must arrive within this (s)")
-    add(
-        "--timeout-request-body",
-        type=float,
-        default=30,
-        help="longest wait for more of a request body (s; 0: none)",
-    )
-    add(
-        "--timeout-lifespan-shutdown",
-        type=float,
-        default=30,
-        help="longest wait for the app's lifespan shutdown (s; 0: none)",
-    )
-    add("--limit-request-line", type=int, default=8190, help="longest request target, in bytes (414 above)")
-    add("--limit-request-fields", type=int, default=100, help="most request header fields (431 above)")
-    add("--limit-request-field-size", type=int, default=8190, help="largest request header field (431 above)")
-    add("--ssl-keyfile", help="TLS private key file")
-    add("--ssl-certfile", help="TLS certificate file (turns TLS on)")
-    add("--ssl-keyfile-password", help="password of the TLS key")
-    add("--ssl-version", type=int, default=int(ssl.PROTOCOL_TLS_SERVER), help="ssl module protocol constant")
-    add("--ssl-cert-reqs", type=int, default=int(ssl.CERT_NONE), help="client certs: 0 no, 1 optional, 2 required")
-    add("--ssl-ca-certs", help="CA certificates that client certificates are verified with")
-    add("--ssl-ciphers", help="OpenSSL cipher list (default: OpenSSL's)")
-    add("--timeout-ssl-handshake", type=float, default=10, help="a TLS handshake must finish within this (s)")
-    add("--header", dest="headers", action="append", help="default response header 'name:value' (repeatable)")
-    add("--app-dir", default="", help="look for the application in this directory (default: current)")
-    add("--h11-max-incomplete-event-size", type=int, help="largest request head, in bytes")
-    add("--factory", action="store_true", help="the application is a factory to call")
-    return parser
-
-
-def _env_names(action: argparse.Action) -> list[str]:
-    """FASTSERVE_<FLAG>, then uvicorn's UVICORN_<PARAMETER> (e.g. --header: UVICORN_HEADERS)."""
-    flag = action.option_strings[0].lstrip("-").replace("-", "_").upper()
-    keys = dict.fromkeys([flag, action.dest.upper()])
-    names = [prefix + key for prefix in ENV_PREFIXES for key in keys]
-    if action.dest in EXTRA_ENV:
-        names.append(EXTRA_ENV[action.dest])
-    return names
-
-
-def _env_value(action: argparse.Action) -> str | None:
-    for name in _env_names(action):
-        value = os.environ.get(name)
-        if value is not None:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
             return value
-    return None
-
-
-def _convert(action: argparse.Action, text: str) -> Any:
-    if isinstance(action, (argparse._StoreTrueAction, argparse.BooleanOptionalAction)):
-        return _bool(text)
-    if isinstance(action, argparse._AppendAction):
-        return text.split()
-    converter: Callable[[str], Any] = action.type or str  # type: ignore[assignment]
-    value = converter(text)
-    if action.choices is not None and value not in action.choices:
-        raise ValueError(f"expected one of {', '.join(map(str, action.choices))}")
-    return value
-
-
-def apply_environment(parser: argparse.ArgumentParser) -> None:
-    """Use the environment as the defaults, so that the command line still wins."""
-    for action in parser._actions:
-        if not action.option_strings or action.dest in ("help", "version"):
-            continue
-        text = _env_value(action)
-        if text is None:
-            continue
         try:
-            parser.set_defaults(**{action.dest: _convert(action, text)})
-        except (ValueError, TypeError) as exc:
-            raise UsageError(f"environment value for {action.option_strings[0]} ({text!r}): {exc}") from None
+            return int(value, 8)
+        except ValueError:
+            self.fail(f"{value!r} is not an octal file mode such as 660.", param, ctx)
+
+
+def option(*decls: str, section: str, **kwargs: Any) -> Callable[[Any], Any]:
+    return click.option(*decls, cls=Option, section=section, show_default=False, **kwargs)
+
+
+SECONDS = {"type": float, "metavar": "SECONDS"}
+BYTES = {"type": int, "metavar": "BYTES"}
+
+# fmt: off
+OPTIONS: list[Callable[[Any], Any]] = [
+    # Application
+    option("--app-dir", default="", metavar="DIR", section="Application", default_text="the current directory",
+           help="Look for APP in the specified directory, by adding this to the PYTHONPATH."),
+    option("--factory", is_flag=True, section="Application",
+           help="Treat APP as an application factory, i.e. a () -> <ASGI app> callable."),
+    option("--interface", type=click.Choice(INTERFACE_CHOICES), default="auto", section="Application",
+           help="Select ASGI3 or ASGI2 as the application interface."),
+    option("--lifespan", type=click.Choice(LIFESPAN_CHOICES), default="auto", section="Application",
+           help="Lifespan implementation."),
+    option("--env-file", metavar="FILE", section="Application", help="Environment configuration file."),
+    option("--root-path", default="", metavar="PATH", section="Application",
+           help="Set the ASGI 'root_path' for applications submounted below a given URL path."),
+    option("--reset-contextvars", is_flag=True, section="Application",
+           help="Run each ASGI request in a fresh contextvars.Context. Hides context set in the lifespan."),
+    # Server
+    option("--host", default="127.0.0.1", metavar="ADDRESS", section="Server", help="Bind socket to this host."),
+    option("--port", type=int, default=8000, metavar="PORT", section="Server",
+           help="Bind socket to this port. If 0, an available port will be picked."),
+    option("--uds", metavar="PATH", section="Server", help="Bind to a UNIX domain socket."),
+    option("--uds-permissions", type=OctalMode(), default=0o666, section="Server", uvicorn=False,
+           default_text="666", help="File mode of the --uds socket, in octal."),
+    option("--fd", type=int, metavar="FD", section="Server", help="Bind to socket from this file descriptor."),
+    option("--bind", "bind", multiple=True, metavar="ADDRESS", section="Server", uvicorn=False,
+           help="Listen here: HOST:PORT, [V6]:PORT, unix:PATH or fd://N; repeatable; replaces --host/--port."),
+    option("--backlog", type=int, default=2048, metavar="N", section="Server",
+           help="Maximum number of connections to hold in backlog."),
+    option("--loop", type=click.Choice(LOOP_CHOICES), default="auto", section="Server",
+           help="Event loop implementation (auto: uvloop when installed)."),
+    # Workers and reload
+    option("--workers", type=int, metavar="N", section="Workers and reload", default_text="$WEB_CONCURRENCY or 1",
+           help="Number of worker processes. Not valid with --reload."),
+    option("--reuse-port", is_flag=True, section="Workers and reload", uvicorn=False,
+           help="Each worker binds its own SO_REUSEPORT listener."),
+    option("--workers-max-rss", type=float, metavar="MIB", section="Workers and reload", uvicorn=False,
+           default_text="none", help="Replace a worker whose resident memory exceeds this many MiB."),
+    option("--workers-lifetime", type=float, metavar="SECONDS", section="Workers and reload", uvicorn=False,
+           default_text="none", help="Replace each worker after about this many seconds."),
+    option("--limit-max-requests", type=int, metavar="N", section="Workers and reload", default_text="none",
+           help="Maximum number of requests to service before terminating the process (a worker is replaced)."),
+    option("--limit-max-requests-jitter", type=int, default=0, metavar="N", section="Workers and reload",
+           help="Maximum jitter to add to --limit-max-requests, so that workers do not all restart together."),
+    option("--timeout-worker-healthcheck", default=5.0, section="Workers and reload", **SECONDS,
+           help="Maximum number of seconds to wait for a worker to respond to a healthcheck."),
+    option("--reload", is_flag=True, section="Workers and reload", help="Enable auto-reload (needs watchfiles)."),
+    option("--reload-dir", "reload_dirs", multiple=True, metavar="DIR", section="Workers and reload",
+           help="Set reload directories explicitly, instead of using the current working directory."),
+    option("--reload-include", "reload_includes", multiple=True, metavar="GLOB", section="Workers and reload",
+           help="Set glob patterns to include while watching for files (default '*.py')."),
+    option("--reload-exclude", "reload_excludes", multiple=True, metavar="GLOB", section="Workers and reload",
+           help="Set glob patterns to exclude while watching for files."),
+    option("--reload-delay", default=0.25, section="Workers and reload", **SECONDS,
+           help="Delay between previous and next check if application needs to be reloaded."),
+    # HTTP
+    option("--http", type=click.Choice(HTTP_CHOICES), default="auto", section="HTTP",
+           help="HTTP/1.1 parser (auto: httptools)."),
+    option("--header", "headers", multiple=True, metavar="NAME:VALUE", section="HTTP",
+           help="Specify custom default HTTP response headers as a Name:Value pair; repeatable."),
+    option("--server-header/--no-server-header", default=True, section="HTTP",
+           help="Enable/Disable default Server header."),
+    option("--date-header/--no-date-header", default=True, section="HTTP", help="Enable/Disable default Date header."),
+    # HTTP/2
+    option("--http2/--no-http2", default=True, section="HTTP/2",
+           help="Serve HTTP/2 too: ALPN h2 with TLS, h2c with prior knowledge."),
+    option("--h2-engine", type=click.Choice(H2_ENGINE_CHOICES), default="auto", section="HTTP/2", uvicorn=False,
+           help="HTTP/2 engine (auto: nghttp2 where it was built, else h2)."),
+    option("--h2c-upgrade/--no-h2c-upgrade", default=False, section="HTTP/2", uvicorn=False,
+           help="Take up HTTP/1.1 requests asking for Upgrade: h2c."),
+    option("--h2-max-concurrent-streams", type=int, default=100, metavar="N", section="HTTP/2", uvicorn=False,
+           help="HTTP/2 streams a client may have open at once."),
+    option("--h2-initial-window-size", default=65535, section="HTTP/2", uvicorn=False, **BYTES,
+           help="HTTP/2 receive window of each stream."),
+    option("--h2-max-frame-size", default=16384, section="HTTP/2", uvicorn=False, **BYTES,
+           help="Largest HTTP/2 frame payload the server accepts."),
+    option("--h2-max-header-list-size", default=65536, section="HTTP/2", uvicorn=False, **BYTES,
+           help="Largest decoded HTTP/2 header list."),
+    option("--h2-stall-timeout", default=30.0, section="HTTP/2", uvicorn=False, **SECONDS,
+           help="How long an HTTP/2 response may wait on a closed window or an unread socket."),
+    option("--h2-ping-interval", section="HTTP/2", uvicorn=False, default_text="never", **SECONDS,
+           help="PING an HTTP/2 client that has been silent this long."),
+    option("--h2-ping-timeout", default=20.0, section="HTTP/2", uvicorn=False, **SECONDS,
+           help="How long an HTTP/2 client has to answer that PING."),
+    # WebSocket
+    option("--ws", type=click.Choice(WS_CHOICES), default="auto", section="WebSocket",
+           help="WebSocket protocol implementation (auto, websockets, websockets-sansio: fastserve's own)."),
+    option("--ws-max-size", default=16 * 1024 * 1024, section="WebSocket", **BYTES,
+           help="WebSocket max size message in bytes."),
+    option("--ws-max-queue", type=int, default=32, metavar="N", section="WebSocket",
+           help="The maximum length of the WebSocket message queue."),
+    option("--ws-ping-interval", default=20.0, section="WebSocket", **SECONDS, help="WebSocket ping interval."),
+    option("--ws-ping-timeout", default=20.0, section="WebSocket", **SECONDS, help="WebSocket ping timeout."),
+    option("--ws-per-message-deflate", type=bool, default=True, section="WebSocket",
+           help="WebSocket per-message-deflate compression."),
+    # TLS
+    option("--ssl-certfile", metavar="FILE", section="TLS", help="SSL certificate file (turns TLS on)."),
+    option("--ssl-keyfile", metavar="FILE", section="TLS", help="SSL key file."),
+    option("--ssl-keyfile-password", metavar="PASSWORD", section="TLS", help="SSL keyfile password."),
+    option("--ssl-version", type=int, default=int(ssl.PROTOCOL_TLS_SERVER), metavar="N", section="TLS",
+           help="SSL version to use (see stdlib ssl module's)."),
+    option("--ssl-cert-reqs", type=int, default=int(ssl.CERT_NONE), metavar="N", section="TLS",
+           help="Whether client certificate is required (see stdlib ssl module's): 0 no, 1 optional, 2 required."),
+    option("--ssl-ca-certs", metavar="FILE", section="TLS", help="CA certificates file."),
+    option("--ssl-ciphers", metavar="CIPHERS", section="TLS", default_text="OpenSSL's",
+           help="Ciphers to use (see stdlib ssl module's)."),
+    option("--timeout-ssl-handshake", default=10.0, section="TLS", uvicorn=False, **SECONDS,
+           help="A TLS handshake must finish within this."),
+    # Proxies
+    option("--proxy-headers/--no-proxy-headers", default=True, section="Proxies",
+           help="Enable/Disable X-Forwarded-Proto, X-Forwarded-For to populate url scheme and remote address info."),
+    option("--forwarded-allow-ips", metavar="ADDRESSES", section="Proxies", default_text="127.0.0.1,::1",
+           help="Comma separated list of IP Addresses, IP Networks, or literals (e.g. UNIX Socket path) to trust "
+           "with proxy headers. The literal '*' means trust everything."),
+    option("--forwarded-style", type=click.Choice(FORWARDED_STYLES), default="x-forwarded", section="Proxies",
+           uvicorn=False, help="Read X-Forwarded-* or RFC 7239 Forwarded."),
+    option("--proxy-protocol", is_flag=True, section="Proxies", uvicorn=False,
+           help="Connections start with a PROXY protocol v1/v2 header."),
+    option("--proxy-allow-from", metavar="ADDRESSES", section="Proxies", uvicorn=False,
+           default_text="--forwarded-allow-ips", help="Addresses allowed to send PROXY headers."),
+    # Logging
+    option("--log-config", metavar="FILE", section="Logging",
+           help="Logging configuration file. Supported formats: .ini, .json, .yaml."),
+    option("--log-level", type=click.Choice(tuple(LOG_LEVELS)), section="Logging", default_text="info",
+           help="Log level."),
+    option("--access-log/--no-access-log", default=True, section="Logging", help="Enable/Disable access log."),
+    option("--access-log-format", metavar="FORMAT", section="Logging", uvicorn=False,
+           help="Access line in gunicorn's atoms, e.g. '%(h)s \"%(r)s\" %(s)s %(D)s'."),
+    option("--access-log-json", is_flag=True, section="Logging", uvicorn=False,
+           help="Access lines as one JSON object each."),
+    option("--use-colors/--no-use-colors", default=None, section="Logging", default_text="on a terminal",
+           help="Enable/Disable colorized logging."),
+    # Limits and timeouts
+    option("--limit-concurrency", type=int, metavar="N", section="Limits and timeouts", default_text="none",
+           help="Maximum number of requests in flight to allow, before issuing HTTP 503 responses."),
+    option("--limit-request-line", default=8190, section="Limits and timeouts", uvicorn=False, **BYTES,
+           help="Longest request target (414 above)."),
+    option("--limit-request-fields", type=int, default=100, metavar="N", section="Limits and timeouts",
+           uvicorn=False, help="Most request header fields (431 above)."),
+    option("--limit-request-field-size", default=8190, section="Limits and timeouts", uvicorn=False, **BYTES,
+           help="Largest request header field (431 above)."),
+    option("--h11-max-incomplete-event-size", section="Limits and timeouts", **BYTES,
+           default_text="line + fields × field size", help="Largest request head."),
+    option("--timeout-keep-alive", default=5.0, section="Limits and timeouts", **SECONDS,
+           help="Close Keep-Alive connections if no new data is received within this timeout."),
+    option("--timeout-request-header", default=30.0, section="Limits and timeouts", uvicorn=False, **SECONDS,
+           help="A request head must arrive within this, from its first byte (408 after)."),
+    option("--timeout-request-body", default=30.0, section="Limits and timeouts", uvicorn=False, **SECONDS,
+           help="Longest wait for more of a request body (0: none)."),
+    option("--timeout-graceful-shutdown", default=30.0, section="Limits and timeouts", **SECONDS,
+           help="Maximum number of seconds to wait for graceful shutdown."),
+    option("--timeout-lifespan-shutdown", default=30.0, section="Limits and timeouts", uvicorn=False, **SECONDS,
+           help="Longest wait for the app's lifespan shutdown (0: none)."),
+]
+# fmt: on
 
 
 def version_line(
@@ -245,25 +329,65 @@ def version_line(
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def _run(ctx: click.Context, /, app: str | None, version: bool, **options: Any) -> int:
+    if version:
+        click.echo(
+            version_line(options["http"], options["loop"], options["ws"], options["http2"], options["h2_engine"])
+        )
+        return 0
+    if not app:
+        raise click.MissingParameter(ctx=ctx, param=ctx.command.params[0])
+    if options["log_config"] is None:
+        del options["log_config"]
+    if not options["app_dir"]:
+        options["app_dir"] = "."
+    for name in ("bind", "headers", "reload_dirs", "reload_includes", "reload_excludes"):
+        options[name] = list(options[name]) or None
     try:
-        apply_environment(parser)
-        args = vars(parser.parse_args(argv))
-        if args.pop("version"):
-            print(version_line(args["http"], args["loop"], args["ws"], args["http2"], args["h2_engine"]))
-            return 0
-        app = args.pop("app")
-        if not app:
-            raise UsageError("missing the application argument, e.g. 'fastserve main:app'")
-    except UsageError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+        config = Config(app, **options)
+    except StartupError as exc:
+        return report_startup_error(exc)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc), ctx) from None
+    return serve(config)
+
+
+def build_command() -> click.Command:
+    def callback(**params: Any) -> int:
+        return _run(click.get_current_context(), **params)
+
+    for decorate in reversed(OPTIONS):
+        callback = decorate(callback)
+    callback = click.option(
+        "--version", is_flag=True, cls=Option, section="Other", show_default=False, environment=False,
+        help="Display the fastserve version (and what serves each protocol) and exit.",
+    )(callback)  # fmt: skip
+    callback = click.argument("app", required=False, metavar="APP")(callback)
+    return click.command(
+        "fastserve",
+        cls=Command,
+        context_settings={"help_option_names": ["--help"], "max_content_width": 120},
+        help="Serve APP, an ASGI application given as <module>:<attribute> (e.g. main:app).",
+    )(callback)
+
+
+def parse_args(argv: Sequence[str]) -> dict[str, Any]:
+    """The options ``argv`` and the environment give, as the command would use them (for tests)."""
+    command = build_command()
+    with command.make_context("fastserve", list(argv)) as ctx:
+        return dict(ctx.params)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; the exit code (2 for a usage error, as click's)."""
+    command = build_command()
+    try:
+        return command.main(args=argv, prog_name="fastserve", standalone_mode=False) or 0
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
         return 1
-    if args["log_config"] is None:
-        del args["log_config"]
-    if not args["app_dir"]:
-        args["app_dir"] = "."
-    return serve_app(app, **args)
 
 
 def entry_point() -> NoReturn:

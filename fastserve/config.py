@@ -34,11 +34,29 @@ DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
 
 
 class ConfigError(ValueError):
-    """A setting a person can fix; its message is one line that says how."""
+    """A setting a person can fix; its message is one line that says how.
+
+    A usage error: the process exits with 2, as uvicorn (click) does for a bad option.
+    """
+
+    exit_code = 2
 
 
-class AppLoadError(ConfigError):
-    """The application string does not lead to an application."""
+class StartupError(ConfigError):
+    """The server cannot start as configured: logged as an error, and the process exits with ``exit_code``.
+
+    ``cause`` is an exception of the application's own (its import, its
+    factory), whose traceback is worth showing, once.
+    """
+
+    def __init__(self, message: str, exit_code: int = 3, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.cause = cause
+
+
+class AppLoadError(StartupError):
+    """The application string does not lead to an application (exit 3, as uvicorn)."""
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
@@ -244,6 +262,8 @@ class Config:
         if env_file is not None:
             self._load_env_file(env_file)
         self.configure_logging()
+        if self.ssl_certfile:
+            self.ssl_context()  # a bad certificate, key or option is reported now, in one line
 
     def _validate(self) -> None:
         _choice("loop", self.loop, LOOP_CHOICES)
@@ -306,8 +326,6 @@ class Config:
         _at_least("timeout-ssl-handshake", self.timeout_ssl_handshake, 0.001)
         if (self.ssl_keyfile or self.ssl_ca_certs) and not self.ssl_certfile:
             raise ConfigError("--ssl-keyfile and --ssl-ca-certs need --ssl-certfile")
-        if self.ssl_certfile:
-            self.ssl_context()  # a bad certificate, key or option is reported now, in one line
         self.proxy_trust: ProxyTrust | None = None
         self.proxy_protocol_trust: ProxyTrust | None = None
         try:
@@ -357,7 +375,8 @@ class Config:
                 self.log_config, self.log_level, self.access_log, self.use_colors, self.access_format is not None
             )
         except (ValueError, KeyError, TypeError, AttributeError, ImportError, OSError) as exc:
-            raise ConfigError(f"--log-config: {exc}") from None
+            message = str(exc)
+            raise ConfigError(message if message.startswith("--log-config") else f"--log-config: {message}") from None
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """A new SSL context from the --ssl-* options (None without --ssl-certfile)."""
@@ -374,7 +393,7 @@ class Config:
                 ciphers=self.ssl_ciphers,
             )
         except TLSError as exc:
-            raise ConfigError(str(exc)) from None
+            raise StartupError(str(exc), 1) from None  # (uvicorn exits 1 on bad TLS files)
 
     def websocket_settings(self) -> WebSocketSettings | None:
         """What serves WebSockets (None with --ws none: an upgrade request reaches the app as HTTP)."""
@@ -426,8 +445,14 @@ class Config:
         app: Any = import_from_string(self.app) if isinstance(self.app, str) else self.app
         if self.factory:
             if not callable(app):
-                raise AppLoadError("--factory: the application factory is not callable")
-            app = app()
+                raise AppLoadError(f"Error loading ASGI app factory: {type(app).__name__!r} object is not callable")
+            try:
+                app = app()
+            except Exception as exc:
+                # uvicorn's exit code for a factory that raises (its traceback, not a server's).
+                raise StartupError(
+                    f"Error loading ASGI app factory: {type(exc).__name__}: {exc}", 1, app_traceback(exc)
+                ) from None
         elif isinstance(self.app, str) and _looks_like_factory(app):
             logger.warning("The app looks like a factory function; pass --factory to call it")
         interface = self.interface
@@ -440,20 +465,52 @@ class Config:
 def import_from_string(import_str: str) -> Any:
     module_name, _, attrs = import_str.partition(":")
     if not module_name or not attrs:
-        raise AppLoadError(f'Import string "{import_str}" must be in format "<module>:<attribute>".')
+        raise AppLoadError(
+            f'Error loading ASGI app. Import string "{import_str}" must be in format "<module>:<attribute>".'
+        )
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name is not None and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            raise AppLoadError(f'Could not import module "{module_name}".') from None
-        raise
+            raise AppLoadError(f'Error loading ASGI app. Could not import module "{module_name}".') from None
+        raise _import_failed(module_name, exc) from None
+    except Exception as exc:
+        raise _import_failed(module_name, exc) from None
     instance: Any = module
     try:
         for attr in attrs.split("."):
             instance = getattr(instance, attr)
     except AttributeError:
-        raise AppLoadError(f'Attribute "{attrs}" not found in module "{module_name}".') from None
+        raise AppLoadError(
+            f'Error loading ASGI app. Attribute "{attrs}" not found in module "{module_name}".'
+        ) from None
     return instance
+
+
+def _import_failed(module_name: str, exc: Exception) -> StartupError:
+    """The app's module raised while it was imported: exit 1, as under uvicorn, with the app's traceback."""
+    return StartupError(
+        f'Error loading ASGI app. Importing module "{module_name}" raised {type(exc).__name__}: {exc}',
+        1,
+        app_traceback(exc),
+    )
+
+
+def app_traceback(exc: BaseException) -> BaseException:
+    """``exc`` with its traceback starting in the application's code (not in fastserve or importlib)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None and _is_server_frame(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    return exc.with_traceback(tb)
+
+
+def _is_server_frame(filename: str) -> bool:
+    return (
+        filename.startswith("<frozen importlib") or filename.startswith(_PACKAGE_DIR) or filename == importlib.__file__
+    )
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _is_asgi3(app: Any) -> bool:

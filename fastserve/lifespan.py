@@ -82,6 +82,8 @@ class Lifespan:
             # one that took the startup message and then raised has failed.
             if self._stopping and isinstance(exc, asyncio.CancelledError):
                 pass  # cancelled by _stop
+            elif self.failed:
+                pass  # the app reported its failure (Starlette's message is the traceback); said once
             elif self.mode == "auto" and not self._received:
                 logger.info("ASGI 'lifespan' protocol appears unsupported.")
                 self.unsupported = True

@@ -17,6 +17,7 @@ import logging
 import logging.config
 import os
 import sys
+from http import HTTPStatus
 from typing import Any, Literal
 
 TRACE_LOG_LEVEL = 5
@@ -94,25 +95,53 @@ class DefaultFormatter(logging.Formatter):
 
 
 class AccessFormatter(DefaultFormatter):
-    """Access lines; the record's args are (client_addr, method, path, http_version, status).
+    """Access lines: ``%(client_addr)s``, ``%(request_line)s`` and ``%(status_code)s`` ("200 OK").
 
-    A line rendered whole (--access-log-format, --access-log-json) has no args:
-    a format that still names the fields gets "-" for them.
+    Every access record of the server carries uvicorn's arguments
+    (client_addr, method, full_path, http_version, status_code); a line rendered
+    whole (--access-log-format, --access-log-json) brings the fields as
+    attributes instead. Any other record is rendered too, with "-" for what it
+    lacks: a log line must never fail.
     """
 
+    status_colours = {1: "\033[37m", 2: "\033[32m", 3: "\033[33m", 4: "\033[31m", 5: "\033[91m"}
+
+    def status_text(self, status_code: Any) -> str:
+        if not isinstance(status_code, int):
+            return str(status_code)
+        text = _status_texts.get(status_code)
+        if text is None:
+            text = _status_text(status_code)
+        if self.use_colors:
+            return f"{self.status_colours.get(status_code // 100, '')}{text}\033[0m"
+        return text
+
     def formatMessage(self, record: logging.LogRecord) -> str:
+        # A copy: other handlers (without colours, say) format the same record.
+        record = copy.copy(record)
+        fields = record.__dict__
         args = record.args
-        if not args:
-            for name in ("client_addr", "request_line", "status_code"):
-                record.__dict__.setdefault(name, "-")
-        elif isinstance(args, tuple) and len(args) == 5:
+        if isinstance(args, tuple) and len(args) == 5:
             client_addr, method, full_path, http_version, status_code = args
-            record.__dict__.update(
-                client_addr=client_addr,
-                request_line=f"{method} {full_path} HTTP/{http_version}",
-                status_code=status_code,
-            )
+            request_line = "-" if method == "-" else f"{method} {full_path} HTTP/{http_version}"
+        else:
+            client_addr = fields.get("client_addr", "-")
+            request_line = fields.get("request_line", "-")
+            status_code = fields.get("status_code", "-")
+        if self.use_colors and request_line != "-":
+            request_line = f"\033[1m{request_line}\033[0m"
+        fields.update(client_addr=client_addr, request_line=request_line, status_code=self.status_text(status_code))
         return super().formatMessage(record)
+
+
+def _status_text(status_code: int) -> str:
+    try:
+        return f"{status_code} {HTTPStatus(status_code).phrase}"
+    except ValueError:
+        return str(status_code)
+
+
+_status_texts = {status.value: _status_text(status.value) for status in HTTPStatus}
 
 
 def _rewrite_uvicorn_paths(value: Any) -> Any:

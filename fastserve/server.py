@@ -16,11 +16,11 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from fastserve.config import Config, ConfigError
+from fastserve.config import Config, StartupError
 from fastserve.lifespan import Lifespan
 from fastserve.protocols import HTTP1Protocol, ServerState, parser_factory
 from fastserve.protocols.proxy_protocol import ProxyProtocolGate
-from fastserve.sockets import BindError, describe, open_sockets
+from fastserve.sockets import BindError, log_listening, open_sockets
 from fastserve.tls import TLSInfo
 
 logger = logging.getLogger("fastserve.error")
@@ -56,6 +56,14 @@ class Server:
             runner.run(self.serve(sockets))
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        """Serve until told to exit. ``sockets``: listeners a supervisor (or gunicorn) bound and announced."""
+        process_id = os.getpid()
+        logger.info("Started server process [%d]", process_id)
+        await self._serve(sockets)
+        if self.started:
+            logger.info("Finished server process [%d]", process_id)
+
+    async def _serve(self, sockets: list[socket.socket] | None) -> None:
         loop = asyncio.get_running_loop()
         self._exit_event = asyncio.Event()
         config = self.config
@@ -106,7 +114,8 @@ class Server:
                 for server in self.servers:
                     await server.start_serving()
                 self.started = True
-                self._log_started()
+                if not sockets:
+                    log_listening(self.servers_sockets(), self.state.scheme)
                 if self.notify is not None:
                     self.notify("ready")
                 self._schedule_sweep()
@@ -141,7 +150,7 @@ class Server:
             try:
                 sockets = open_sockets(config.addresses, config.backlog, config.uds_permissions, config.reuse_port)
             except BindError as exc:
-                raise ConfigError(str(exc)) from None
+                raise StartupError(str(exc)) from None  # exit 3, as uvicorn's for an address in use
         options: dict[str, Any] = {"backlog": config.backlog, "start_serving": False}
         if self.ssl_context is not None and factory is http_protocol:
             options.update(ssl=self.ssl_context, ssl_handshake_timeout=config.timeout_ssl_handshake)
@@ -152,12 +161,8 @@ class Server:
                 server = await loop.create_server(factory, sock=sock, **options)
             self.servers.append(server)
 
-    def _log_started(self) -> None:
-        for server in self.servers:
-            for sock in server.sockets:
-                where = describe(sock)
-                url = where if sock.family == socket.AF_UNIX else f"{self.state.scheme}://{where}"
-                logger.info("Fastserve running on %s (Press CTRL+C to quit)", url)
+    def servers_sockets(self) -> list[socket.socket]:
+        return [sock for server in self.servers for sock in server.sockets]
 
     def _schedule_sweep(self) -> None:
         self._sweep = asyncio.get_running_loop().call_later(SWEEP_INTERVAL, self._on_sweep)

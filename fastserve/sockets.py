@@ -196,6 +196,14 @@ def describe(sock: socket.socket) -> str:
     return f"unix socket {address}"
 
 
+def log_listening(sockets: list[socket.socket], scheme: str) -> None:
+    """The start-up line of each listener, said once per server (by the supervisor under --workers)."""
+    for sock in sockets:
+        where = describe(sock)
+        url = where if sock.family == socket.AF_UNIX else f"{scheme}://{where}"
+        logger.info("Fastserve running on %s (Press CTRL+C to quit)", url)
+
+
 def socket_address(info: object) -> tuple[str, int] | None:
     """(host, port) from a transport's peername or sockname; None for Unix sockets."""
     if isinstance(info, tuple) and len(info) >= 2:

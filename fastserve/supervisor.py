@@ -4,10 +4,12 @@ The supervisor binds the listening sockets, starts ``--workers`` processes
 (multiprocessing's spawn method, so each imports the application afresh) and
 then only waits: on its workers' pipes, on their exits, and on signals.
 
-- A worker says "ready" once it listens and its lifespan startup is done. One
-  that exits before that on the first start ends everything with its exit code
-  (3 for a startup failure); one that dies after it is replaced, with a backoff
-  that grows while workers keep dying.
+- The supervisor says where it listens, once. The first worker starts alone;
+  the others start once it is ready, so an app that cannot start fails once,
+  with one traceback. A worker says "ready" once it listens and its lifespan
+  startup is done. One that exits before that on the first start ends
+  everything with its exit code (3 for a startup failure); one that dies after
+  it is replaced, with a backoff that grows while workers keep dying.
 - SIGTERM and SIGINT stop every worker gracefully; a second SIGINT forces them.
 - SIGHUP replaces the workers one by one, each new worker ready before an old
   one is stopped, so no request fails. It also picks up new application code.
@@ -34,8 +36,8 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from fastserve.child import STARTUP_FAILURE, serve_worker
-from fastserve.config import Config, ConfigError
-from fastserve.sockets import BindError, open_sockets, warn_if_requests_are_lost_with_reuse_port
+from fastserve.config import Config, StartupError
+from fastserve.sockets import BindError, log_listening, open_sockets, warn_if_requests_are_lost_with_reuse_port
 
 logger = logging.getLogger("fastserve.error")
 
@@ -122,6 +124,7 @@ class Supervisor:
         self.crashes: deque[float] = deque()
         self.respawn_at: float | None = None
         self.changes_reader: Connection | None = None
+        self.first_start_pending = False
         self._watcher_stop = threading.Event()
 
     # Setting up -----------------------------------------------------------
@@ -139,18 +142,21 @@ class Supervisor:
         try:
             self.bind()
         except BindError as exc:
-            raise ConfigError(str(exc)) from None
+            raise StartupError(str(exc)) from None  # exit 3, as uvicorn's for an address in use
+        log_listening(self.sockets, "https" if self.config.ssl_certfile else "http")
         wakeup_reader, wakeup_writer = socket.socketpair()
         wakeup_reader.setblocking(False)
         wakeup_writer.setblocking(False)
         previous = {sig: signal.signal(sig, self._on_signal) for sig in SUPERVISOR_SIGNALS}
         previous_fd = signal.set_wakeup_fd(wakeup_writer.fileno(), warn_on_full_buffer=False)
-        logger.info("Started supervisor [%d] with %d worker(s)", os.getpid(), self.target)
+        logger.info("Started parent process [%d]", os.getpid())
         try:
             if self.config.reload:
                 self._start_watching()
-            for _ in range(self.target):
-                self.spawn()
+            # The first worker starts alone, the others once it is ready: an app
+            # that cannot start fails once, with one traceback, not once per worker.
+            self.first_start_pending = self.target > 1
+            self.spawn()
             self._loop(wakeup_reader)
         finally:
             signal.set_wakeup_fd(previous_fd)
@@ -164,7 +170,7 @@ class Supervisor:
                 sock.close()
             wakeup_reader.close()
             wakeup_writer.close()
-        logger.info("Stopping supervisor [%d]", os.getpid())
+        logger.info("Stopping parent process [%d]", os.getpid())
         return self.exit_code
 
     def _on_signal(self, sig: int, frame: Any) -> None:
@@ -214,6 +220,10 @@ class Supervisor:
         worker.ready = True
         worker.last_pong = time.monotonic()
         logger.info("Worker [%d] is ready", worker.pid)
+        if self.first_start_pending:
+            self.first_start_pending = False
+            while len(self._serving()) < self.target and not self.stopping:
+                self.spawn()
         old = worker.replaces
         if old is not None and not old.stopping:
             old.stop()
@@ -247,7 +257,7 @@ class Supervisor:
                 "New worker [%d] %s before it was ready; keeping the running workers", worker.pid, worker.exit_cause()
             )
             self.to_replace.clear()
-        elif code in (1, STARTUP_FAILURE):
+        elif code in (1, 2, STARTUP_FAILURE):
             # A configuration or startup failure: another try would fail the same way (gunicorn halts too).
             logger.error("Worker [%d] failed to start (%s); stopping", worker.pid, worker.exit_cause())
             self.exit_code = code
@@ -320,7 +330,7 @@ class Supervisor:
     def spawn(self, replaces: Worker | None = None) -> Worker:
         worker = Worker(self.config, self.sockets, replaces)
         self.workers.append(worker)
-        logger.info("Started worker [%d]", worker.pid)
+        logger.debug("Started worker [%d]", worker.pid)  # (it says "Started server process [pid]" itself)
         return worker
 
     def replace(self, workers: list[Worker]) -> None:

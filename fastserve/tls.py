@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import ssl
 from typing import Any
@@ -43,15 +44,14 @@ def create_ssl_context(
         raise TLSError(f"--ssl-version {ssl_version}: {exc}") from None
     if ssl_version in (ssl.PROTOCOL_TLS_SERVER, ssl.PROTOCOL_TLS):
         context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(certfile, keyfile, password)
-    except (OSError, ssl.SSLError) as exc:
-        raise TLSError(f"--ssl-certfile/--ssl-keyfile: cannot load the certificate and key: {exc}") from None
+    _load_certificate(context, certfile, keyfile, password)
     try:
         context.verify_mode = ssl.VerifyMode(cert_reqs)
     except ValueError:
         raise TLSError(f"--ssl-cert-reqs must be 0 (none), 1 (optional) or 2 (required); got {cert_reqs}") from None
     if ca_certs:
+        if not os.path.isfile(ca_certs):
+            raise TLSError(f"--ssl-ca-certs {ca_certs}: no such file")
         try:
             context.load_verify_locations(ca_certs)
         except (OSError, ssl.SSLError) as exc:
@@ -65,6 +65,46 @@ def create_ssl_context(
             raise TLSError(f"--ssl-ciphers {ciphers!r}: no cipher can be selected") from None
     context.set_alpn_protocols(["http/1.1"])
     return context
+
+
+def _load_certificate(context: ssl.SSLContext, certfile: str, keyfile: str | None, password: str | None) -> None:
+    """Load the certificate and key; a failure names the file at fault and what is wrong with it."""
+    for flag, path in (("--ssl-certfile", certfile), ("--ssl-keyfile", keyfile)):
+        if path is not None and not os.path.isfile(path):
+            raise TLSError(f"{flag} {path}: no such file")
+    asked = []
+
+    def give_password() -> str:
+        # A callable, so that OpenSSL never prompts on the terminal for an encrypted key.
+        asked.append(True)
+        return password or ""
+
+    try:
+        context.load_cert_chain(certfile, keyfile, give_password)
+    except (OSError, ssl.SSLError) as exc:
+        raise TLSError(_why_not_loaded(exc, certfile, keyfile, bool(asked), password is not None)) from None
+
+
+def _why_not_loaded(exc: Exception, certfile: str, keyfile: str | None, asked: bool, has_password: bool) -> str:
+    key_flag, key_path = ("--ssl-keyfile", keyfile) if keyfile is not None else ("--ssl-certfile", certfile)
+    if getattr(exc, "reason", None) == "KEY_VALUES_MISMATCH":
+        return f"{key_flag} {key_path}: the private key does not match the certificate in {certfile}"
+    if not _contains(certfile, b"-----BEGIN CERTIFICATE-----"):
+        return f"--ssl-certfile {certfile}: no PEM certificate in it"
+    if not _contains(key_path, b"PRIVATE KEY-----"):
+        return f"{key_flag} {key_path}: no PEM private key in it"
+    if asked:
+        problem = "--ssl-keyfile-password is wrong" if has_password else "give its password (--ssl-keyfile-password)"
+        return f"{key_flag} {key_path}: the private key is encrypted: {problem}"
+    return f"--ssl-certfile {certfile}: cannot load the certificate and key: {exc}"
+
+
+def _contains(path: str, marker: bytes) -> bool:
+    try:
+        with open(path, "rb") as file:
+            return marker in file.read()
+    except OSError:
+        return False
 
 
 class TLSInfo:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from fastserve import __version__
-from fastserve.cli import apply_environment, build_parser, main
+from fastserve.cli import main, parse_args
 from tests.processes import ROOT, Process, run_cli
 
 
@@ -30,13 +30,16 @@ def test_version():
     assert "http2: off," in run_cli("--no-http2", "--version").stdout  # (HTTP/2 is on by default)
 
 
+USAGE_LINES = ["Usage: fastserve [OPTIONS] APP", "Try 'fastserve --help' for help.", ""]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["tests.cli_apps:app", "--port", "abc"], "--port"),
-        (["tests.cli_apps:app", "--loop", "bogus"], "--loop"),
-        (["tests.cli_apps:app", "--limit-request-fields", "0"], "--limit-request-fields"),
-        (["tests.cli_apps:app", "--no-such-flag"], "--no-such-flag"),
+        (["tests.cli_apps:app", "--port", "abc"], "Invalid value for '--port': 'abc' is not a valid integer."),
+        (["tests.cli_apps:app", "--loop", "bogus"], "Invalid value for '--loop'"),
+        (["tests.cli_apps:app", "--limit-request-fields", "0"], "--limit-request-fields must be at least 1; got 0"),
+        (["tests.cli_apps:app", "--no-such-flag"], "No such option '--no-such-flag'."),
         (["tests.cli_apps:app", "--header", "bad header"], "--header"),
         (["tests.cli_apps:app", "--workers", "-1"], "--workers"),
         (["tests.cli_apps:app", "--workers", "2", "--reload"], "--reload and --workers"),
@@ -47,35 +50,44 @@ def test_version():
         (["tests.cli_apps:app", "--timeout-request-body", "-1"], "--timeout-request-body must be at least 0"),
         (["tests.cli_apps:app", "--timeout-lifespan-shutdown", "-1"], "--timeout-lifespan-shutdown"),
         (["tests.cli_apps:app", "--h11-max-incomplete-event-size", "10"], "--h11-max-incomplete-event-size"),
-        (["tests.cli_apps:app", "--uds-permissions", "9"], "--uds-permissions"),
+        (["tests.cli_apps:app", "--uds-permissions", "9"], "'9' is not an octal file mode such as 660."),
         (["tests.cli_apps:app", "--forwarded-allow-ips", "10.0.0.0/99"], "--forwarded-allow-ips: '10.0.0.0/99'"),
         (["tests.cli_apps:app", "--proxy-protocol", "--proxy-allow-from", "10.0.0.0/99"], "--proxy-allow-from: "),
-        (["no_such_module_abc:app"], 'Could not import module "no_such_module_abc"'),
-        (["tests.cli_apps:missing"], 'Attribute "missing" not found'),
-        (["tests.cli_apps"], "<module>:<attribute>"),
-        ([], "missing the application"),
+        (
+            ["tests.cli_apps:app", "--ws-per-message-deflate", "nope"],
+            "Invalid value for '--ws-per-message-deflate': 'nope' is not a valid boolean.",
+        ),
+        (["tests.cli_apps:app", "--log-config", "no-such-file.json"], "--log-config no-such-file.json: no such file"),
+        ([], "Missing argument 'APP'."),
     ],
 )
-def test_usage_errors_are_one_line(args, message):
+def test_usage_errors_exit_2_as_click_says_them(args, message):
+    """uvicorn's (click's) shape: the usage, a hint, and one line that says what is wrong."""
     result = run_cli(*args)
-    assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[:3] == USAGE_LINES and len(lines) == 4, result.stderr
+    assert lines[3].startswith("Error: ") and message in lines[3], result.stderr
+    assert result.stdout == ""
 
 
-def test_bad_environment_value_is_one_line():
+def test_bad_environment_value_names_the_variable():
     result = run_cli("tests.cli_apps:app", env={"FASTSERVE_PORT": "eighty"})
-    assert result.returncode == 1
-    assert result.stderr.count("\n") == 1 and "--port" in result.stderr
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--port' (from the environment variable FASTSERVE_PORT): "
+        "'eighty' is not a valid integer."
+    )
 
 
 def test_port_in_use():
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         result = run_cli("tests.cli_apps:app", "--port", str(port), "--lifespan", "off")
-    assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "in use" in lines[0]
+    assert result.returncode == 3  # (uvicorn's)
+    started, error = result.stderr.splitlines()
+    assert re.fullmatch(r"INFO:     Started server process \[\d+\]", started)
+    assert error == f"ERROR:    could not listen on 127.0.0.1:{port}: Address already in use"
 
 
 def test_startup_failure_exits_3():
@@ -87,11 +99,11 @@ def test_startup_failure_exits_3():
 def parse(argv: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict:
     for name in [name for name in os.environ if name.startswith(("FASTSERVE_", "UVICORN_"))]:
         monkeypatch.delenv(name)
+    for name in ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"):
+        monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    parser = build_parser()
-    apply_environment(parser)
-    return vars(parser.parse_args(["app:app", *argv]))
+    return parse_args(["app:app", *argv])
 
 
 def test_environment_precedence(monkeypatch):
@@ -112,7 +124,7 @@ def test_environment_precedence(monkeypatch):
         monkeypatch,
     )
     assert options["access_log"] is False
-    assert options["headers"] == ["x-a:1", "x-b:2"]
+    assert list(options["headers"]) == ["x-a:1", "x-b:2"]
     assert options["workers"] == 3 and options["forwarded_allow_ips"] == "10.0.0.1"
     assert options["limit_concurrency"] == 50 and options["http"] == "h11"
     options = parse(
@@ -237,7 +249,7 @@ def test_log_config_formats(tmp_path, suffix):
 
 def test_main_returns_exit_codes():
     assert main(["--version"]) == 0
-    assert main(["tests.cli_apps:app", "--port", "-1"]) == 1
+    assert main(["tests.cli_apps:app", "--port", "-1"]) == 2
 
 
 def test_run_api_and_log_level(tmp_path):

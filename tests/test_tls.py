@@ -100,18 +100,39 @@ def test_the_plain_scope_has_no_tls_extension(serve):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--ssl-certfile", "/nonexistent.pem"], "--ssl-certfile"),
-        (["--ssl-keyfile", "/nonexistent.key"], "--ssl-keyfile and --ssl-ca-certs need --ssl-certfile"),
-        (["--ssl-cert-reqs", "2", "--ssl-certfile", "{certfile}", "--ssl-keyfile", "{keyfile}"], "--ssl-ca-certs"),
-        (["--ssl-ciphers", "NOPE", "--ssl-certfile", "{certfile}", "--ssl-keyfile", "{keyfile}"], "--ssl-ciphers"),
+        (["--ssl-certfile", "/nonexistent.pem"], "--ssl-certfile /nonexistent.pem: no such file"),
+        (["--ssl-certfile", "{keyfile}"], "--ssl-certfile {keyfile}: no PEM certificate in it"),
+        (["--ssl-certfile", "{certfile}"], "--ssl-certfile {certfile}: no PEM private key in it"),
+        (
+            ["--ssl-certfile", "{certfile}", "--ssl-keyfile", "/nonexistent.key"],
+            "--ssl-keyfile /nonexistent.key: no such file",
+        ),
+        (
+            ["--ssl-certfile", "{certfile}", "--ssl-keyfile", "{cafile}"],
+            "--ssl-keyfile {cafile}: no PEM private key in it",
+        ),
+        (
+            ["--ssl-cert-reqs", "2", "--ssl-certfile", "{certfile}", "--ssl-keyfile", "{keyfile}"],
+            "--ssl-cert-reqs asks for client certificates: give --ssl-ca-certs to verify them with",
+        ),
+        (
+            ["--ssl-ciphers", "NOPE", "--ssl-certfile", "{certfile}", "--ssl-keyfile", "{keyfile}"],
+            "--ssl-ciphers 'NOPE': no cipher can be selected",
+        ),
     ],
 )
-def test_bad_tls_options_are_one_line(server_files, args, message):
+def test_bad_tls_files_are_one_line_naming_the_file(server_files, args, message):
+    """uvicorn's exit code (1), one line that names the file and what is wrong with it."""
     args = [arg.format(**server_files) for arg in args]
     result = run_cli("tests.cli_apps:app", "--port", "0", *args)
     assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert result.stderr.splitlines() == [f"ERROR:    {message.format(**server_files)}"]
+
+
+def test_a_key_without_a_certificate_is_a_usage_error():
+    result = run_cli("tests.cli_apps:app", "--port", "0", "--ssl-keyfile", "/nonexistent.key")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == "Error: --ssl-keyfile and --ssl-ca-certs need --ssl-certfile"
 
 
 def test_encrypted_key_with_its_password(ca, server_files, tmp_path):
@@ -132,8 +153,9 @@ def test_encrypted_key_with_its_password(ca, server_files, tmp_path):
             assert client.get(f"https://127.0.0.1:{server.port}/").status_code == 200
     result = run_cli("tests.cli_apps:app", "--port", "0", "--ssl-keyfile-password", "wrong", *_tls_args(options))
     assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "cannot load the certificate and key" in lines[0], result.stderr
+    assert result.stderr.splitlines() == [
+        f"ERROR:    --ssl-keyfile {encrypted}: the private key is encrypted: --ssl-keyfile-password is wrong"
+    ]
 
 
 def _tls_args(options: dict[str, str]) -> list[str]:

@@ -77,3 +77,31 @@ def describe_http2(engine: str = "auto") -> str:
     from fastserve.protocols.http2 import HTTP2Settings
 
     return f"{'python' if compiled_http2 is None else 'cython'}/{HTTP2Settings(engine_choice=engine).engine_name}"
+
+
+def build_warnings(http2: bool, h2_engine: str) -> list[str]:
+    """What this installation runs as plain Python although nobody asked for it (FASTSERVE_NO_EXTENSIONS).
+
+    Each is one line with its fix: a build without a C compiler, or without
+    libnghttp2's headers, falls back quietly at install time (pip hides the
+    notice), so the server says it when it starts.
+    """
+    if os.environ.get("FASTSERVE_NO_EXTENSIONS"):
+        return []
+    warnings = []
+    if compiled_http1 is None:
+        warnings.append(
+            "HTTP/1.1 is served by the pure-Python protocol (several times slower): fastserve was built without a "
+            "C compiler. Install one and Python's headers (Debian/Ubuntu: apt-get install gcc python3-dev) and "
+            "reinstall fastserve."
+        )
+    if http2 and h2_engine == "auto":
+        from fastserve.protocols.http2 import HTTP2Settings
+
+        if HTTP2Settings.engine_class.name != "nghttp2":
+            warnings.append(
+                "HTTP/2 is served by the h2 engine (pure Python, about 10x slower): fastserve was built without "
+                "libnghttp2's headers. Install them (Debian/Ubuntu: apt-get install pkg-config libnghttp2-dev) and "
+                "reinstall fastserve, or choose h2 with --h2-engine h2."
+            )
+    return warnings

@@ -19,7 +19,7 @@ from typing import Any
 import h11
 from h11._readers import ChunkedReader  # (h11 has no public hook for chunk lines; see StrictChunkedReader)
 
-from fastserve.asgi import is_token
+from fastserve.asgi import is_token, readable_reason
 from fastserve.errors import PipelineFull, ProtocolSwitch, RequestError
 
 # What llhttp accepts as a request target, printable ASCII only: origin-form,
@@ -218,7 +218,7 @@ class H11Parser:
         text, self._head_text = self._head_text, None
         if text is not None:
             self._walk_head(text)
-        raise RequestError(_status_for(exc), str(exc)) from None
+        raise RequestError(_status_for(exc), readable_reason(str(exc))) from None
 
     def _walk_head(self, text: bytes) -> None:
         """Hand a complete head to the protocol's checks line by line, as llhttp would."""

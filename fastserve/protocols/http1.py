@@ -25,7 +25,7 @@ from time import perf_counter
 
 import h11
 
-from fastserve.access_log import UNPARSED_SCOPE, RequestRecord, log_request
+from fastserve.access_log import UNPARSED_SCOPE, client_label, log_access
 from fastserve.asgi import (
     HEADER_KEYS,
     HEADER_VALUE_FORBIDDEN,
@@ -55,7 +55,6 @@ from fastserve.sendfile import file_size, path_to_send, send_file, zero_copy_reg
 from fastserve.sockets import socket_address
 
 error_logger = logging.getLogger("fastserve.error")
-access_logger = logging.getLogger("fastserve.access")
 
 # Unread request bytes (body of the current request plus pipelined requests)
 # above which reading from the socket pauses, and below which it resumes.
@@ -734,10 +733,7 @@ class HTTP1Protocol:
         if self.upgrade or method == "CONNECT":
             keep_alive = False
             if self.upgrade:
-                error_logger.warning(
-                    "Upgrade request from %s not taken up (h2c and WebSocket need a flag): answered as plain HTTP",
-                    self.client_label,
-                )
+                self.log_upgrade_not_taken()
         scope = self.build_scope(method, version, http11)
         self.release_head()
         cycle = RequestCycle(
@@ -1072,6 +1068,21 @@ class HTTP1Protocol:
             self.deadline = self.state.now + self.state.timeout_keep_alive
         self.maybe_resume_reading()
 
+    def log_upgrade_not_taken(self):
+        """An Upgrade the server does not take up is answered as plain HTTP/1.1 (RFC 9110 7.8).
+
+        Only a WebSocket upgrade with --ws none is worth a warning: a client
+        offering h2c (``curl --http2``) without --h2c-upgrade, or a protocol the
+        server does not speak, simply goes on in HTTP/1.1.
+        """
+        if self.websocket_upgrade:
+            error_logger.warning(
+                "WebSocket upgrade request from %s answered as plain HTTP: WebSockets are off (--ws none)",
+                self.client_label,
+            )
+        else:
+            error_logger.debug("Upgrade request from %s not taken up: answered in HTTP/1.1", self.client_label)
+
     def on_parse_error(self, exc, data=None):
         """The parser stopped at ``exc`` while parsing ``data``: a request to switch protocols, or an error."""
         rest = switch_rest(exc, data)
@@ -1275,12 +1286,15 @@ class HTTP1Protocol:
 
     def log_unparsed(self, status, size):
         """The access line of an error answered before a request head was parsed."""
-        access_format = self.state.access_format
-        if access_format is None:
-            access_logger.info('%s - "-" %d', self.client_label, status)
-        else:
-            record = RequestRecord(self.client_label, self.connection_scope() | UNPARSED_SCOPE, status, None, size, 0.0)
-            access_logger.info(access_format.line(record))
+        log_access(
+            self.state.access_format,
+            self.client_label,
+            self.connection_scope() | UNPARSED_SCOPE,
+            status,
+            None,
+            size,
+            perf_counter(),
+        )
 
 
 class RequestCycle:
@@ -1673,11 +1687,12 @@ class RequestCycle:
     def log_access(self):
         scope = self.scope
         conn = self.conn
-        client = scope["client"]
-        if client is conn.client or client is None:
-            label = conn.client_label
-        else:  # a client named by a trusted proxy
-            label = f"{client[0]}:{client[1]}"
-        log_request(
-            conn.state.access_format, label, scope, self.status, self.response_headers, self.bytes_sent, self.started_at
+        log_access(
+            conn.state.access_format,
+            client_label(scope["client"], conn.client, conn.client_label),
+            scope,
+            self.status,
+            self.response_headers,
+            self.bytes_sent,
+            self.started_at,
         )

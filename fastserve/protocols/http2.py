@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, ClassVar
 
-from fastserve.access_log import log_request
+from fastserve.access_log import client_label, log_access
 from fastserve.asgi import (
     asgi_version,
     body_bytes,
@@ -849,10 +849,11 @@ class Stream:
             conn.reset_stream(self.stream_id, http2_h2.NO_ERROR)
         conn.flush_soon()
         if conn.state.access_log:
-            log_request(
+            scope = self.scope
+            log_access(
                 conn.state.access_format,
-                conn.client_label,
-                self.scope,
+                client_label(scope["client"], conn.client, conn.client_label),
+                scope,
                 self.status,
                 self.response_headers,
                 self.bytes_sent,

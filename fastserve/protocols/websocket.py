@@ -27,7 +27,7 @@ from http import HTTPStatus
 from time import perf_counter
 from typing import Any
 
-from fastserve.access_log import RequestRecord, request_target
+from fastserve.access_log import log_access
 from fastserve.asgi import (
     body_bytes,
     check_header_value,
@@ -35,6 +35,7 @@ from fastserve.asgi import (
     error_response,
     header_key,
     header_pair,
+    log_app_failure,
     validate_status,
 )
 from fastserve.errors import ASGIMessageError, ClientDisconnected
@@ -62,7 +63,6 @@ from fastserve.protocols.websocket_frames import (
 from fastserve.protocols.websocket_handshake import Handshake, accept_key
 
 error_logger = logging.getLogger("fastserve.error")
-access_logger = logging.getLogger("fastserve.access")
 
 # How long the server waits for the peer's close frame after sending its own.
 CLOSE_TIMEOUT = 10.0
@@ -407,10 +407,7 @@ class WebSocketProtocol:
         except asyncio.CancelledError:
             self.app_failed("cancelled at shutdown")
         except Exception as exc:
-            if self.closed and isinstance(exc, OSError):
-                error_logger.debug("WebSocket client gone during the app: %r", exc)
-            else:
-                error_logger.error("Exception in ASGI application", exc_info=exc)
+            log_app_failure(exc, self.closed, self.scope["path"])
             self.app_failed("")
         else:
             if self.phase == CONNECTING:
@@ -581,23 +578,12 @@ class WebSocketProtocol:
             self.finish(CLOSE_ABNORMAL, "")
 
     def log_access(self) -> None:
+        """The session's one access line, when the handshake is answered (101, a refusal or a denial)."""
         state = self.state
-        if not state.access_log:
-            return
-        scope = self.scope
-        access_format = state.access_format
-        if access_format is None:
-            access_logger.info('%s - "WebSocket %s" %d', self.client_label, request_target(scope), self.status)
-            return
-        record = RequestRecord(
-            self.client_label,
-            scope | {"method": "GET"},
-            self.status,
-            None,
-            self.bytes_sent,
-            perf_counter() - self.started_at,
-        )
-        access_logger.info(access_format.line(record))
+        if state.access_log:
+            log_access(
+                state.access_format, self.client_label, self.scope, self.status, None, self.bytes_sent, self.started_at
+            )
 
 
 def _phrase(status: int) -> bytes:
