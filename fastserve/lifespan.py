@@ -32,7 +32,6 @@ class Lifespan:
         self._startup_done = asyncio.Event()
         self._shutdown_done = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._stopping = False
         # The lifespan runs in this context: what startup sets in it, requests see.
         self.context = contextvars.copy_context()
 
@@ -69,7 +68,6 @@ class Lifespan:
         """Cancel the lifespan task if it is still running, and wait for it to end."""
         task = self._task
         if task is not None and not task.done():
-            self._stopping = True
             task.cancel()
             await asyncio.wait([task])
 
@@ -80,8 +78,8 @@ class Lifespan:
         except BaseException as exc:
             # An app without lifespan support raises before it ever receives;
             # one that took the startup message and then raised has failed.
-            if self._stopping and isinstance(exc, asyncio.CancelledError):
-                pass  # cancelled by _stop
+            if isinstance(exc, asyncio.CancelledError):
+                pass  # cancelled by _stop, or by the loop's end after a forced exit: no failure of the app
             elif self.failed:
                 pass  # the app reported its failure (Starlette's message is the traceback); said once
             elif self.mode == "auto" and not self._received:

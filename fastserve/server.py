@@ -250,7 +250,12 @@ class Server:
         # Connections the loop accepted before the listeners closed are made now.
         await asyncio.sleep(0)
         for connection in list(state.connections):
-            connection.shutdown()
+            try:
+                connection.shutdown()
+            except Exception:  # (one connection's fault must not stop the shutdown of the others)
+                logger.exception("Shutting down a connection failed; closing it")
+                with contextlib.suppress(Exception):
+                    connection.close()
 
         loop = asyncio.get_running_loop()
         timeout = self.config.timeout_graceful_shutdown
@@ -270,6 +275,7 @@ class Server:
                 task.cancel()
             await asyncio.wait(list(state.tasks), timeout=1.0)
         for connection in list(state.connections):
-            connection.close()
+            with contextlib.suppress(Exception):  # (a failure was logged by the connection's own close)
+                connection.close()
         if not self.force_exit:
             await self.lifespan.shutdown()

@@ -7,11 +7,17 @@ from typing import Any
 
 
 async def read_body(receive: Any) -> tuple[bytes, int]:
-    """The whole request body and the number of http.request messages it came in."""
+    """The whole request body and the number of http.request messages it came in.
+
+    A client gone (or a body the server refused) ends it early, as a well-behaved
+    app stops reading: what it sends next then finds the client gone too.
+    """
     body = b""
     messages = 0
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            return body, messages
         assert message["type"] == "http.request", message
         messages += 1
         body += message["body"]

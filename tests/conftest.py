@@ -20,8 +20,35 @@ import pytest
 import trustme
 
 from fastserve import Config, Server
+from tests import log_check, processes
 
 HTTP_IMPLEMENTATIONS = ("httptools", "h11")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "tracebacks(*patterns): the tracebacks this test makes on purpose (see tests/log_check.py)"
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """Every test fails on a logging error or an unexpected traceback from the servers it ran."""
+    marker = item.get_closest_marker("tracebacks")
+    monkeypatch = pytest.MonkeyPatch()
+    check = log_check.start(marker.args if marker else (), monkeypatch)
+    try:
+        result = yield
+        for process in processes.started:
+            process.check_output(check)
+        report = check.report()
+        if report is not None:
+            pytest.fail(report, pytrace=False)
+        return result
+    finally:
+        monkeypatch.undo()
+        log_check.stop()
+        processes.started.clear()
 
 
 class RunningServer:
@@ -97,6 +124,8 @@ def run_server(app: Any, **options: Any) -> Iterator[RunningServer]:
     finally:
         if thread.is_alive():
             running.stop()
+    if failure:  # the server thread died after it started: that is the test's failure too
+        raise AssertionError(f"the server failed while the test ran: {failure[0]!r}") from failure[0]
 
 
 @pytest.fixture(params=HTTP_IMPLEMENTATIONS)

@@ -9,48 +9,75 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class Process:
-    """``python -m fastserve ...`` with its stderr collected line by line."""
+# Every server process a test started, and what it printed: checked when the test ends (tests/log_check.py).
+started: list[Process | Finished] = []
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.lines: list[str] = []
+
+class Process:
+    """``python -m fastserve ...`` (or another command) with its stderr and stdout collected line by line."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, command: list[str] | None = None) -> None:
+        self.lines: list[str] = []  # stderr, where the server's own lines go
+        self.stdout_lines: list[str] = []  # stdout: the access log
         self.changed = threading.Condition()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fastserve", *args],
+            [*(command or [sys.executable, "-m", "fastserve"]), *args],
             cwd=ROOT,
             env={**os.environ, **(env or {})},
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        threading.Thread(target=self._collect, daemon=True).start()
+        self.readers = [
+            threading.Thread(target=self._collect, args=(self.proc.stderr, self.lines), daemon=True),
+            threading.Thread(target=self._collect, args=(self.proc.stdout, self.stdout_lines), daemon=True),
+        ]
+        for reader in self.readers:
+            reader.start()
+        started.append(self)
 
-    def _collect(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
+    def _collect(self, stream: Any, lines: list[str]) -> None:
+        for line in stream:
             with self.changed:
-                self.lines.append(line.rstrip("\n"))
+                lines.append(line.rstrip("\n"))
                 self.changed.notify_all()
         with self.changed:
-            self.lines.append("<eof>")
+            lines.append("<eof>")
             self.changed.notify_all()
 
+    def wait_stdout_line(self, pattern: str, timeout: float = 10) -> re.Match[str]:
+        return self._wait(self.stdout_lines, pattern, timeout)
+
+    def check_output(self, check: Any) -> None:
+        """Hand what the process printed to the log check (stopping it first if the test did not)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        for reader in self.readers:
+            reader.join(10)
+        check.output("stderr of " + " ".join(map(str, self.proc.args[1:])), self.lines[:-1])
+        check.output("stdout of " + " ".join(map(str, self.proc.args[1:])), self.stdout_lines[:-1])
+
     def wait_line(self, pattern: str, timeout: float = 10) -> re.Match[str]:
+        return self._wait(self.lines, pattern, timeout)
+
+    def _wait(self, lines: list[str], pattern: str, timeout: float) -> re.Match[str]:
         with self.changed:
             seen = 0
             deadline = time.monotonic() + timeout
             while True:
-                for line in self.lines[seen:]:
+                for line in lines[seen:]:
                     match = re.search(pattern, line)
                     if match:
                         return match
-                seen = len(self.lines)
-                if "<eof>" in self.lines or not self.changed.wait(deadline - time.monotonic()):
-                    raise AssertionError(f"no line matching {pattern!r} in {self.lines}")
+                seen = len(lines)
+                if "<eof>" in lines or not self.changed.wait(deadline - time.monotonic()):
+                    raise AssertionError(f"no line matching {pattern!r} in {lines}")
 
     def url(self) -> str:
         return self.wait_line(r"running on (http://\S+)").group(1)
@@ -63,8 +90,20 @@ class Process:
                 self.proc.kill()
 
 
+class Finished:
+    """A process run to its end by ``run_cli``: its output, for the log check."""
+
+    def __init__(self, result: subprocess.CompletedProcess[str]) -> None:
+        self.result = result
+
+    def check_output(self, check: Any) -> None:
+        name = " ".join(map(str, self.result.args[1:]))
+        check.output("stderr of " + name, self.result.stderr.splitlines())
+        check.output("stdout of " + name, self.result.stdout.splitlines())
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-m", "fastserve", *args],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
@@ -72,3 +111,5 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         text=True,
         timeout=20,
     )
+    started.append(Finished(result))
+    return result

@@ -112,6 +112,7 @@ def test_the_remaining_gunicorn_atoms(serve, access_lines, monkeypatch):
     assert (env, unset) == ("from-env", "-")
 
 
+@pytest.mark.tracebacks("Exception in ASGI application")
 def test_errors_the_server_writes_have_access_lines(access_lines):
     release = threading.Event()
 

@@ -39,6 +39,7 @@ BAD_RESPONSES = {
 
 
 @pytest.mark.parametrize("name", list(BAD_RESPONSES))
+@pytest.mark.tracebacks("Exception in ASGI application")
 def test_invalid_messages_give_500(serve, name, caplog):
     messages = BAD_RESPONSES[name]
 
@@ -54,6 +55,7 @@ def test_invalid_messages_give_500(serve, name, caplog):
     assert any(record.levelname == "ERROR" for record in caplog.records)
 
 
+@pytest.mark.tracebacks("Exception in ASGI application")
 def test_seen_header_name_still_has_its_value_checked(serve):
     """Header names are validated once and remembered; values are checked every time."""
     values = iter([b"fine", b"a\r\nset-cookie: evil=1"])
@@ -93,6 +95,7 @@ def test_header_name_cache_is_bounded_and_holds_only_tokens():
         asgi.HEADER_KEYS.update(saved)
 
 
+@pytest.mark.tracebacks("Exception in ASGI application")
 def test_header_lines_cached_or_not_are_the_same_and_still_checked(serve):
     values = iter([b"first", b"first", b"x" * 200, b"x" * 200])
 
@@ -133,6 +136,7 @@ def test_header_line_cache_is_bounded():
         http1.HEADER_LINES.update(saved)
 
 
+@pytest.mark.tracebacks("Exception in ASGI application")
 def test_exception_before_response_gives_500(serve, caplog):
     async def app(scope, receive, send):
         raise RuntimeError("boom")
@@ -143,6 +147,7 @@ def test_exception_before_response_gives_500(serve, caplog):
     assert any(record.exc_info and "boom" in str(record.exc_info[1]) for record in caplog.records)
 
 
+@pytest.mark.tracebacks("Exception in ASGI application")
 def test_exception_after_response_started_closes(serve):
     async def app(scope, receive, send):
         await send(start())
@@ -171,6 +176,7 @@ def test_return_after_start_only_gives_500(serve):
         assert httpx.get(server.url("/")).status_code == 500
 
 
+@pytest.mark.tracebacks("Exception in ASGI application")
 def test_message_after_complete_is_an_error(serve, caplog):
     async def app(scope, receive, send):
         await hello(scope, receive, send)
@@ -277,6 +283,7 @@ def test_lifespan_auto_tolerates_apps_without_it(http):
         assert httpx.get(server.url("/")).text == "hello"
 
 
+@pytest.mark.tracebacks("Exception in 'lifespan' protocol")
 def test_lifespan_on_requires_support(http):
     async def app(scope, receive, send):
         assert scope["type"] == "http"

@@ -351,6 +351,7 @@ def test_connection_specific_request_header_is_a_protocol_error(serve):
     assert terminated[0].error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
 
 
+@pytest.mark.tracebacks("Exception in ASGI application")
 def test_app_error_before_the_response_is_a_500(serve):
     async def broken(scope, receive, send):
         raise RuntimeError("boom")

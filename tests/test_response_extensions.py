@@ -71,6 +71,7 @@ def test_trailers_dropped_after_a_content_length_body(serve):
 
 
 @pytest.mark.parametrize("name", [b"content-length", b"Transfer-Encoding", b"host", b"set-cookie", b"x bad"])
+@pytest.mark.tracebacks("Exception in ASGI application")
 def test_forbidden_trailer_cuts_the_response(serve, name, caplog):
     with serve(trailers_app([[(name, b"1")]])) as server, server.connect() as sock:
         sock.sendall(TRAILER_REQUEST)
@@ -79,6 +80,7 @@ def test_forbidden_trailer_cuts_the_response(serve, name, caplog):
     assert any("Exception in ASGI application" in record.getMessage() for record in caplog.records)
 
 
+@pytest.mark.tracebacks("Exception in ASGI application")
 def test_trailers_before_the_last_body_message_are_refused(serve, caplog):
     async def app(scope, receive, send):
         await send({"type": "http.response.start", "status": 200, "headers": [], "trailers": True})
@@ -133,6 +135,7 @@ def test_early_hint_after_the_head_left_is_ignored(serve):
     assert (status, body) == (200, b"part")
 
 
+@pytest.mark.tracebacks("Exception in ASGI application")
 def test_early_hint_with_a_control_byte_is_refused(serve):
     async def app(scope, receive, send):
         await send({"type": "http.response.early_hint", "links": [b"</x>\r\nset-cookie: evil=1"]})
@@ -235,12 +238,14 @@ def test_pathsend_head_request_sends_the_length_only(serve, big_file):
 
 
 @pytest.mark.parametrize("path", ["relative/file.txt", "/no/such/file", None])
+@pytest.mark.tracebacks("Exception in ASGI application")
 def test_pathsend_bad_path_gives_500(serve, path):
     with serve(pathsend_app(path)) as server, server.connect() as sock:
         sock.sendall(PLAIN_REQUEST)
         assert recv_all(sock).startswith(b"HTTP/1.1 500 ")
 
 
+@pytest.mark.tracebacks("Exception in ASGI application")
 def test_pathsend_of_a_directory_gives_500(serve, tmp_path):
     with serve(pathsend_app(tmp_path)) as server, server.connect() as sock:
         sock.sendall(PLAIN_REQUEST)

@@ -41,19 +41,29 @@ class BrokenConnection:
 
     def __init__(self) -> None:
         self.checks = 0
+        self.connections: set | None = None
 
     def check_deadline(self, now: float) -> None:
         self.checks += 1
         raise RuntimeError("injected deadline fault")
 
+    def shutdown(self) -> None:
+        self.checks = -1  # (from now on, closing it works)
+        raise RuntimeError("injected shutdown fault")
+
     def close(self) -> None:
-        pass
+        # The sweep closes it after each fault, in vain: it stays, so that the next sweep meets it again.
+        if self.checks < 0 and self.connections is not None:
+            self.connections.discard(self)
 
 
+@pytest.mark.tracebacks("Checking the deadline of a connection failed", "Shutting down a connection failed")
 def test_sweep_goes_on_after_a_connection_fails(caplog):
+    """A connection whose deadline check (or shutdown) raises is logged and closed; the others are served."""
     caplog.set_level(logging.ERROR, logger="fastserve.error")
     broken = BrokenConnection()
     with run_server(hello, timeout_request_header=2) as server:
+        broken.connections = server.state.connections
         server.call(server.state.connections.add, broken)
         wait_for(lambda: broken.checks >= 1)
         with server.connect() as sock:
@@ -64,11 +74,13 @@ def test_sweep_goes_on_after_a_connection_fails(caplog):
     assert 0.9 <= waited <= 4.0
     faults = [record for record in caplog.records if record.exc_info and "injected" in str(record.exc_info[1])]
     assert faults and "deadline" in faults[0].getMessage()
+    assert "Shutting down a connection failed" in faults[-1].getMessage()
 
 
 # Exceptions of ours in parser callbacks ----------------------------------
 
 
+@pytest.mark.tracebacks("Exception while handling a request from ")
 def test_exception_in_a_callback_is_a_500_with_traceback(serve, caplog):
     caplog.set_level(logging.WARNING, logger="fastserve.error")
     with serve(hello, proxy_headers=True, forwarded_allow_ips="*") as server:
@@ -412,6 +424,7 @@ def test_failed_startup_leaves_no_lifespan_task():
     assert asyncio.run(main())
 
 
+@pytest.mark.tracebacks("The heartbeat callback failed")
 def test_heartbeat_tasks_are_kept_and_their_failures_logged(caplog):
     caplog.set_level(logging.ERROR, logger="fastserve.error")
     beats = threading.Event()
@@ -435,6 +448,7 @@ def heartbeat_failures(caplog) -> list[logging.LogRecord]:
     ]
 
 
+@pytest.mark.tracebacks("Exception in ASGI application")
 def test_error_answer_to_head_has_no_body(serve):
     async def app(scope, receive, send):
         raise RuntimeError("app bug")
@@ -450,6 +464,7 @@ def test_error_answer_to_head_has_no_body(serve):
 # Both builds alike --------------------------------------------------------------
 
 
+@pytest.mark.tracebacks("Exception in ASGI application")
 def test_response_content_length_beyond_64_bits_is_refused(serve, caplog):
     caplog.set_level(logging.ERROR, logger="fastserve.error")
 

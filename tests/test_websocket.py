@@ -524,6 +524,7 @@ def test_denial_response(serve_ws, streamed):
         assert closed_after(sock)[0] == b""
 
 
+@pytest.mark.tracebacks("Exception in ASGI application")
 def test_exception_before_accept_is_500_and_after_is_1011(serve_ws):
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await receive()
