@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bench.apps import HEADERS, counting_upload, plaintext
+from bench.apps import BODY, HEADERS, counting_upload, plaintext
 from fastserve.protocols import compiled_http1, compiled_state, parser_factory, python_http1, python_state
 
 BATCH = 100
@@ -31,12 +31,18 @@ IMPLEMENTATIONS = [("cython", "httptools"), ("cython", "h11"), ("python", "httpt
 
 
 class NullTransport:
+    """Counts the responses written (and the 200s among them, with what their bodies said)."""
+
     def __init__(self) -> None:
         self.responses = 0
+        self.ok = 0
+        self.written = b""
         self.closed = False
 
     def write(self, data: bytes) -> None:
         self.responses += data.count(b"HTTP/1.1 ")
+        self.ok += data.count(b"HTTP/1.1 200 ")
+        self.written = data[-256:]  # (the end of the last write: the last response's body)
 
     def writelines(self, parts: list[bytes]) -> None:
         self.write(b"".join(parts))
@@ -94,40 +100,47 @@ def implementation(request: pytest.FixtureRequest) -> tuple[str, str]:
     return request.param
 
 
-def run_scenario(benchmark: Any, implementation: tuple[str, str], app: Any, chunks: list[bytes], count: int) -> None:
+def run_scenario(
+    benchmark: Any, implementation: tuple[str, str], app: Any, chunks: list[bytes], count: int, body: bytes
+) -> None:
+    """Serve ``count`` requests a round; every response a 200 ending in ``body``, the connection kept."""
     driver = Driver(*implementation, app)
     try:
         benchmark.extra_info["requests_per_round"] = count
         benchmark(driver.serve, chunks, count)
+        transport = driver.transport
+        assert transport.responses > 0 and transport.responses % count == 0, transport.responses
+        assert transport.ok == transport.responses and not transport.closed
+        assert transport.written.endswith(body), transport.written
     finally:
         driver.close()
 
 
 def test_simple_get_x100(benchmark, implementation):
     """Keep-alive sequence: 100 GETs, each in its own read."""
-    run_scenario(benchmark, implementation, plaintext, [GET] * BATCH, BATCH)
+    run_scenario(benchmark, implementation, plaintext, [GET] * BATCH, BATCH, BODY)
 
 
 def test_pipelined_16_x100(benchmark, implementation):
     """Pipelined batches of 16 requests in one read."""
-    run_scenario(benchmark, implementation, plaintext, [GET * 16] * (BATCH // 16), (BATCH // 16) * 16)
+    run_scenario(benchmark, implementation, plaintext, [GET * 16] * (BATCH // 16), (BATCH // 16) * 16, BODY)
 
 
 def test_pipeline_flood_x2000(benchmark, implementation):
     """2000 GETs in 64 KiB reads: past the pipeline cap, parked and parsed as answers make room."""
     flood = GET * 2000
     chunks = [flood[start : start + 65536] for start in range(0, len(flood), 65536)]
-    run_scenario(benchmark, implementation, plaintext, chunks, 2000)
+    run_scenario(benchmark, implementation, plaintext, chunks, 2000, BODY)
 
 
 def test_post_64k_x10(benchmark, implementation):
     """POST with a 64 KiB body, read fully by the app."""
-    run_scenario(benchmark, implementation, counting_upload, [POST_64K] * 10, 10)
+    run_scenario(benchmark, implementation, counting_upload, [POST_64K] * 10, 10, b"\r\n\r\n65536")
 
 
 def test_chunked_upload_x10(benchmark, implementation):
     """Chunked upload of 16 × 4 KiB."""
-    run_scenario(benchmark, implementation, counting_upload, [CHUNKED_UPLOAD] * 10, 10)
+    run_scenario(benchmark, implementation, counting_upload, [CHUNKED_UPLOAD] * 10, 10, b"\r\n\r\n65536")
 
 
 def test_response_head_encoding(benchmark):

@@ -42,3 +42,39 @@ async def app(scope, receive, send):
 async def failing_startup(scope, receive, send):
     await receive()
     await send({"type": "lifespan.startup.failed", "message": "cannot reach the database"})
+
+
+class WebSocketGone(Exception):
+    """What a framework raises when send() finds the client gone (as Starlette's WebSocketDisconnect)."""
+
+
+async def operator(scope, receive, send):
+    """The app the operator's-view test serves: HTTP, and WebSocket sessions that end every way."""
+    if scope["type"] == "lifespan":
+        await app(scope, receive, send)
+        return
+    if scope["type"] == "http":
+        await hello(scope, receive, send)
+        return
+    path = scope["path"]
+    await receive()  # websocket.connect
+    if path == "/ws-deny":
+        await send({"type": "websocket.close"})
+        return
+    await send({"type": "websocket.accept"})
+    if path == "/ws-close":
+        await send({"type": "websocket.close", "code": 1000})
+    elif path == "/ws-stream":
+        # Sends until the client goes away, and raises then, as a framework's endpoint does.
+        try:
+            while True:
+                await send({"type": "websocket.send", "text": "tick" * 256})
+                await asyncio.sleep(0.005)
+        except OSError:
+            raise WebSocketGone(1006)  # noqa: B904 (the disconnect stays in the chain, as in Starlette)
+    else:
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            await send({"type": "websocket.send", "text": message.get("text")})

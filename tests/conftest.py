@@ -20,6 +20,7 @@ import pytest
 import trustme
 
 from fastserve import Config, Server
+from fastserve.config import resolve_loop
 from tests import log_check, processes
 
 HTTP_IMPLEMENTATIONS = ("httptools", "h11")
@@ -73,6 +74,13 @@ class RunningServer:
         """Run ``function`` on the server's loop (thread-safe)."""
         self.loop.call_soon_threadsafe(function, *args)
 
+    def sync(self, iterations: int = 1, timeout: float = 5.0) -> None:
+        """Wait until the server's loop has run ``iterations`` more iterations (what was ready has been handled)."""
+        for _ in range(iterations):
+            done = threading.Event()
+            self.call(done.set)
+            assert done.wait(timeout), "the server's loop is stuck"
+
     def stop(self, timeout: float = 10.0) -> None:
         try:
             self.call(self.server.handle_exit, signal.SIGTERM)
@@ -119,6 +127,9 @@ def run_server(app: Any, **options: Any) -> Iterator[RunningServer]:
         raise failure[0]
     assert server.started, "server did not start"
     running = RunningServer(server, thread, holder["loop"])
+    # The event loop the options name is the one serving (a test parametrized on it must not pass on the other).
+    loop_module = type(running.loop).__module__
+    assert loop_module.startswith("uvloop" if resolve_loop(config.loop) == "uvloop" else "asyncio"), loop_module
     try:
         yield running
     finally:

@@ -21,6 +21,8 @@ class H2Client:
     ) -> None:
         """``sock``: a connection made already (TLS with ALPN h2, say) instead of a new one to host:port."""
         self.sock = sock or socket.create_connection((host, port), timeout=5)
+        # (Small frames leave at once: Nagle would hold one back until the server's delayed ACK.)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         config = h2.config.H2Configuration(
             client_side=True,
             header_encoding=None,

@@ -63,15 +63,16 @@ class Process:
         check.output("stderr of " + " ".join(map(str, self.proc.args[1:])), self.lines[:-1])
         check.output("stdout of " + " ".join(map(str, self.proc.args[1:])), self.stdout_lines[:-1])
 
-    def wait_line(self, pattern: str, timeout: float = 10) -> re.Match[str]:
-        return self._wait(self.lines, pattern, timeout)
+    def wait_line(self, pattern: str, timeout: float = 10, joined: bool = False) -> re.Match[str]:
+        """The first stderr line matching ``pattern`` (``joined``: the first match in all the lines so far)."""
+        return self._wait(self.lines, pattern, timeout, joined)
 
-    def _wait(self, lines: list[str], pattern: str, timeout: float) -> re.Match[str]:
+    def _wait(self, lines: list[str], pattern: str, timeout: float, joined: bool = False) -> re.Match[str]:
         with self.changed:
             seen = 0
             deadline = time.monotonic() + timeout
             while True:
-                for line in lines[seen:]:
+                for line in ["\n".join(lines)] if joined else lines[seen:]:
                     match = re.search(pattern, line)
                     if match:
                         return match

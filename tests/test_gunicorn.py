@@ -16,6 +16,7 @@ import httpx
 import pytest
 import trustme
 
+from tests import processes
 from tests.conftest import closed_after, read_response
 from tests.processes import ROOT
 
@@ -37,8 +38,28 @@ class Gunicorn:
         )
         self.out: list[str] = []
         self.err: list[str] = []
-        threading.Thread(target=self._collect, args=(self.proc.stdout, self.out), daemon=True).start()
-        threading.Thread(target=self._collect, args=(self.proc.stderr, self.err), daemon=True).start()
+        self.readers = [
+            threading.Thread(target=self._collect, args=(self.proc.stdout, self.out), daemon=True),
+            threading.Thread(target=self._collect, args=(self.proc.stderr, self.err), daemon=True),
+        ]
+        for reader in self.readers:
+            reader.start()
+        processes.started.append(self)  # (what it printed is checked when the test ends)
+
+    def __enter__(self) -> Gunicorn:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        code = self.stop()
+        if exc_type is None:  # (a failure inside the block is the one to report, not the exit code)
+            assert code == 0, f"gunicorn exited with {code}:\n" + "\n".join(self.err)
+
+    def check_output(self, check) -> None:
+        self.stop()
+        for reader in self.readers:
+            reader.join(10)
+        check.output("gunicorn's stderr", self.err)
+        check.output("gunicorn's stdout", self.out)
 
     @staticmethod
     def _collect(stream, lines: list[str]) -> None:
@@ -58,7 +79,8 @@ class Gunicorn:
         return f"{scheme}://127.0.0.1:{self.port}{path}"
 
     def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(20)
         finally:
@@ -78,8 +100,7 @@ def wait_http(url: str, **client: object) -> httpx.Response:
 
 def test_gunicorn_serves_with_its_settings():
     fmt = 'GUNI %(h)s "%(r)s" %(s)s %(b)s %({user-agent}i)s'
-    server = Gunicorn("-w", "2", "--keep-alive", "2", "--access-logfile", "-", "--access-logformat", fmt)
-    try:
+    with Gunicorn("-w", "2", "--keep-alive", "2", "--access-logfile", "-", "--access-logformat", fmt) as server:
         response = wait_http(server.url("/hello?x=1"), headers={"User-Agent": "probe"})
         assert response.text == "hello"
         line = server.wait_for(server.out, r"^GUNI ")
@@ -95,8 +116,6 @@ def test_gunicorn_serves_with_its_settings():
             assert read_response(sock)[0] == 200
             data, waited = closed_after(sock, timeout=10)
         assert data == b"" and 0.9 <= waited <= 4.0
-    finally:
-        assert server.stop() == 0
 
 
 def booted_workers(server: Gunicorn, count: int) -> set[int]:
@@ -114,13 +133,12 @@ def booted_workers(server: Gunicorn, count: int) -> set[int]:
 
 
 def test_gunicorn_request_limits_and_proxy_settings():
-    server = Gunicorn(
+    with Gunicorn(
         "--limit-request-line", "100",
         "--limit-request-fields", "6",
         "--limit-request-field_size", "200",
         "--forwarded-allow-ips", "127.0.0.1",
-    )  # fmt: skip
-    try:
+    ) as server:  # fmt: skip
         wait_http(server.url())
 
         def status_of(request: bytes) -> int:
@@ -135,19 +153,13 @@ def test_gunicorn_request_limits_and_proxy_settings():
         # (httpx sends six fields with this one.)
         forwarded = httpx.get(server.url("/client"), headers={"X-Forwarded-For": "203.0.113.9"})
         assert forwarded.text == "203.0.113.9"  # 127.0.0.1 is a trusted proxy
-    finally:
-        assert server.stop() == 0
-    server = Gunicorn("--forwarded-allow-ips", "10.1.1.1")
-    try:
+    with Gunicorn("--forwarded-allow-ips", "10.1.1.1") as server:
         forwarded = wait_http(server.url("/client"), headers={"X-Forwarded-For": "203.0.113.9"})
         assert forwarded.text == "127.0.0.1"  # not trusted: the header is ignored
-    finally:
-        assert server.stop() == 0
 
 
 def test_gunicorn_proxy_protocol():
-    server = Gunicorn("--proxy-protocol", "v1", "--proxy-allow-from", "127.0.0.1")
-    try:
+    with Gunicorn("--proxy-protocol", "v1", "--proxy-allow-from", "127.0.0.1") as server:
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -159,8 +171,6 @@ def test_gunicorn_proxy_protocol():
         with sock:
             sock.sendall(b"PROXY TCP4 203.0.113.7 10.0.0.1 51000 443\r\nGET /client HTTP/1.1\r\nHost: x\r\n\r\n")
             assert read_response(sock)[2] == b"203.0.113.7"
-    finally:
-        assert server.stop() == 0
 
 
 def test_gunicorn_max_requests_jitter_reaches_the_server():
@@ -180,8 +190,7 @@ def test_gunicorn_max_requests_jitter_reaches_the_server():
 
 
 def test_graceful_timeout_lets_a_request_finish():
-    server = Gunicorn("--graceful-timeout", "10")
-    try:
+    with Gunicorn("--graceful-timeout", "10") as server:
         wait_http(server.url())
         with httpx.stream("GET", server.url("/stream?2"), timeout=15) as response:
             chunks = response.iter_bytes()
@@ -189,13 +198,10 @@ def test_graceful_timeout_lets_a_request_finish():
             server.proc.send_signal(signal.SIGTERM)
             assert b"".join(chunks) == b"finished\n"
         assert server.proc.wait(20) == 0
-    finally:
-        server.stop()
 
 
 def test_max_requests_restarts_the_worker():
-    server = Gunicorn("--max-requests", "3")
-    try:
+    with Gunicorn("--max-requests", "3") as server:
         first = int(wait_http(server.url("/pid")).text)
         pids = set()
         deadline = time.monotonic() + 20
@@ -206,8 +212,6 @@ def test_max_requests_restarts_the_worker():
             except httpx.TransportError:
                 time.sleep(0.05)
         assert first in pids
-    finally:
-        assert server.stop() == 0
 
 
 def test_gunicorn_tls(tmp_path):
@@ -216,13 +220,10 @@ def test_gunicorn_tls(tmp_path):
     certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert.cert_chain_pems[0].write_to_path(certfile)
     keyfile.write_bytes(cert.private_key_pem.bytes())
-    server = Gunicorn("--certfile", str(certfile), "--keyfile", str(keyfile))
-    try:
+    with Gunicorn("--certfile", str(certfile), "--keyfile", str(keyfile)) as server:
         context = ssl.create_default_context()
         ca.configure_trust(context)
         assert wait_http(server.url(scheme="https"), verify=context).text == "hello"
-    finally:
-        assert server.stop() == 0
 
 
 def test_boot_failure_stops_gunicorn():

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 
 import h2.errors
 import h2.events
@@ -28,7 +29,7 @@ from fastserve.protocols.http1 import HTTP2_PREFACE as PREFACE
 from fastserve.protocols.http2 import COMPILED_ENGINE, HTTP2Settings
 from fastserve.protocols.http2_h2 import H2Engine
 from tests.apps import echo, hello, scope_app
-from tests.conftest import client_context, recv_all, recv_until, run_server, wait_for
+from tests.conftest import all_read, client_context, recv_all, recv_until, run_server, wait_for
 from tests.h2_client import H2Client
 
 pytestmark = pytest.mark.timeout(60)
@@ -45,14 +46,24 @@ def engine(request, monkeypatch):
 
 
 @pytest.fixture
-def serve(engine):
-    """A server with HTTP/2 on (as by default), on the engine of the test."""
+def serve(engine, monkeypatch):
+    """A server with HTTP/2 on (as by default), on the engine of the test (checked: every connection's)."""
+    made = []
+    make_engine = HTTP2Settings.engine
+
+    def engine_of_the_test(self):
+        connection_engine = make_engine(self)
+        made.append(type(connection_engine))
+        return connection_engine
+
+    monkeypatch.setattr(HTTP2Settings, "engine", engine_of_the_test)
 
     def start(app, **options):
         options.setdefault("http2", True)
         return run_server(app, **options)
 
-    return start
+    yield start
+    assert set(made) <= {ENGINES[engine]}, made
 
 
 @pytest.fixture
@@ -339,16 +350,27 @@ def test_graceful_shutdown_sends_goaway_and_finishes_streams(serve):
     assert b"".join(frame.data for frame in data) == b"finished" and "END_STREAM" in data[-1].flags
 
 
-def test_connection_specific_request_header_is_a_protocol_error(serve):
+def test_connection_specific_request_header_is_a_protocol_error(serve, engine):
+    """A malformed request (RFC 9113 8.1.1, 8.2.2) is a PROTOCOL_ERROR: libnghttp2 resets the stream (a stream
+    error, and the connection serves on), h2 ends the connection with GOAWAY (RFC 9113 5.4.1 allows it)."""
     with serve(hello) as server:
         client = H2Client(server.host, server.port, validate=False)
         client.request("/", headers=[(b"connection", b"keep-alive")])
-        client.until(lambda c: c.of(h2.events.ConnectionTerminated) or c.of(h2.events.StreamReset))
+        client.until(lambda c: c.of(h2.events.ConnectionTerminated) or c.of(h2.events.StreamReset) or c.closed)
+        if engine == "nghttp2":
+            (reset,) = client.of(h2.events.StreamReset)
+            assert reset.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR and reset.stream_id == 1
+            assert not client.of(h2.events.ConnectionTerminated)
+            stream = client.request("/")  # the same connection goes on
+            headers, body = client.response(stream)
+            assert (headers[b":status"], body) == (b"200", b"hello")
+        else:
+            assert not client.of(h2.events.StreamReset)
+            (terminated,) = client.of(h2.events.ConnectionTerminated)
+            assert terminated.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
         client.close()
         with h2c_client() as fresh:
             assert fresh.get(server.url()).text == "hello"  # the server serves others
-    terminated = client.of(h2.events.ConnectionTerminated) or client.of(h2.events.StreamReset)
-    assert terminated[0].error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
 
 
 @pytest.mark.tracebacks("Exception in ASGI application")
@@ -500,8 +522,9 @@ def test_continuation_flood_is_a_connection_error(serve):
         with h2c_client() as other:
             served = other.get(server.url()).text
         client.close()
-    terminated = client.of(h2.events.ConnectionTerminated)
-    assert not terminated or terminated[0].error_code != h2.errors.ErrorCodes.NO_ERROR
+    # GOAWAY ENHANCE_YOUR_CALM, before the block is decoded (the README's flood table), on both engines.
+    (terminated,) = client.of(h2.events.ConnectionTerminated)
+    assert terminated.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
     assert served == "hello"
 
 
@@ -824,19 +847,23 @@ def raw_frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
     return len(payload).to_bytes(3, "big") + bytes((kind, flags)) + stream_id.to_bytes(4, "big") + payload
 
 
+CODES = h2.errors.ErrorCodes
+
+
 @pytest.mark.parametrize(
-    "garbage",
+    ("garbage", "error_code"),
     [
-        b"\xff" * 64,  # a frame header announcing 16 MiB
-        raw_frame(0x0, 0x1, 0, b"data"),  # DATA on the connection's stream
-        raw_frame(0x1, 0x5, 2, b"\x82"),  # HEADERS on a stream id only the server may use
-        raw_frame(0x8, 0x0, 0, b"\x00\x00\x00\x00"),  # WINDOW_UPDATE of nothing
-        raw_frame(0x4, 0x0, 0, b"\x00\x03\x00"),  # SETTINGS not a multiple of 6 bytes
-        raw_frame(0x1, 0x5, 1, b"\xff\xff\xff\xff\xff"),  # HEADERS whose HPACK block does not decode
+        (b"\xff" * 64, CODES.FRAME_SIZE_ERROR),  # a frame header announcing 16 MiB (RFC 9113 4.2)
+        (raw_frame(0x0, 0x1, 0, b"data"), CODES.PROTOCOL_ERROR),  # DATA on the connection's stream (6.1)
+        (raw_frame(0x1, 0x5, 2, b"\x82"), CODES.PROTOCOL_ERROR),  # HEADERS on a stream id only the server may use
+        (raw_frame(0x8, 0x0, 0, b"\x00\x00\x00\x00"), CODES.PROTOCOL_ERROR),  # WINDOW_UPDATE of nothing (6.9)
+        (raw_frame(0x4, 0x0, 0, b"\x00\x03\x00"), CODES.FRAME_SIZE_ERROR),  # SETTINGS not a multiple of 6 bytes
+        (raw_frame(0x1, 0x5, 1, b"\xff\xff\xff\xff\xff"), CODES.COMPRESSION_ERROR),  # HPACK that does not decode (4.3)
     ],
     ids=["oversized", "data-on-0", "even-stream", "zero-window-update", "short-settings", "bad-hpack"],
 )
-def test_garbage_frames_after_the_preface_end_the_connection_with_goaway(serve, garbage):
+def test_garbage_frames_after_the_preface_end_the_connection_with_goaway(serve, garbage, error_code):
+    """Each connection error with the code RFC 9113 gives it, the same on both engines."""
     with serve(hello) as server:
         client = H2Client(server.host, server.port)
         client.sock.sendall(garbage)
@@ -845,7 +872,7 @@ def test_garbage_frames_after_the_preface_end_the_connection_with_goaway(serve, 
         with h2c_client() as other:
             served = other.get(server.url()).text
     goaways = [frame for frame in frames if isinstance(frame, hyperframe.frame.GoAwayFrame)]
-    assert goaways and goaways[-1].error_code != h2.errors.ErrorCodes.NO_ERROR
+    assert [CODES(frame.error_code) for frame in goaways] == [error_code]
     assert served == "hello"
 
 
@@ -873,3 +900,173 @@ def test_client_end_of_input_closes_the_connection_quietly(serve, ca, server_fil
         client.close()
     assert body == b"hello"
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+# What the README promises ---------------------------------------------------------------
+
+
+def test_host_disagreeing_with_authority_is_refused_and_scheme_is_the_connections(serve, engine):
+    """A `host` field that disagrees with `:authority` is malformed (RFC 9113 8.3.1): 400 on libnghttp2 (the stream
+    layer's check), GOAWAY PROTOCOL_ERROR on h2 (h2's own). The scope's scheme is never the client's `:scheme`."""
+    with serve(scope_app) as server:
+        client = H2Client(server.host, server.port, validate=False)
+        fields = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"a.test"), (b":path", b"/")]
+        agreeing = client.conn.get_next_available_stream_id()
+        client.conn.send_headers(agreeing, [*fields, (b"host", b"a.test")], end_stream=True)
+        client.flush()
+        headers, body = client.response(agreeing)
+        assert headers[b":status"] == b"200"
+        scope = json.loads(body)
+        assert scope["scheme"] == "http"  # the connection's (h2c), not the :scheme the client sent
+        assert scope["headers"][0] == ["host", "a.test"]
+        disagreeing = client.conn.get_next_available_stream_id()
+        client.conn.send_headers(disagreeing, [*fields, (b"host", b"b.test")], end_stream=True)
+        client.flush()
+        if engine == "nghttp2":
+            headers, _ = client.response(disagreeing)
+            assert headers[b":status"] == b"400"
+        else:
+            client.until(lambda c: c.of(h2.events.ConnectionTerminated))
+            (terminated,) = client.of(h2.events.ConnectionTerminated)
+            assert terminated.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+        client.close()
+
+
+def test_window_bounds_what_an_app_that_does_not_read_holds(serve):
+    """An app that does not read: the client can send --h2-initial-window-size bytes on its stream, no more."""
+    started = threading.Event()
+    release = threading.Event()
+
+    async def not_reading(scope, receive, send):
+        started.set()
+        await asyncio.get_running_loop().run_in_executor(None, release.wait, 10)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    with serve(not_reading, h2_initial_window_size=20000) as server:
+        client = H2Client(server.host, server.port)
+        stream = client.request("/", method="POST", body=None, end=False)
+        assert started.wait(5)
+        client.until(lambda c: c.conn.remote_settings.initial_window_size == 20000)
+        window = client.conn.local_flow_control_window(stream)
+        assert window == 20000  # what the server advertised for the stream
+        for _ in range(window // 10000):
+            client.conn.send_data(stream, b"x" * 10000)
+        client.flush()
+        server.sync(iterations=20)
+        # No WINDOW_UPDATE for the stream: the app read nothing, so the client may send nothing more.
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            try:
+                client.receive(deadline - time.monotonic())
+            except TimeoutError:
+                break
+        assert client.conn.local_flow_control_window(stream) == 0
+        assert not client.of(h2.events.WindowUpdated, stream)
+        release.set()
+        headers, _ = client.response(stream)
+        client.close()
+    assert headers[b":status"] == b"200"
+
+
+@pytest.mark.tracebacks("Exception in ASGI application")
+def test_app_failing_mid_response_resets_the_stream(serve):
+    """An app that fails after its response head left: RST_STREAM (INTERNAL_ERROR) for that stream; others go on."""
+
+    async def breaks(scope, receive, send):
+        if scope["path"] != "/breaks":
+            await hello(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        raise RuntimeError("app bug mid-response")
+
+    with serve(breaks) as server:
+        client = H2Client(server.host, server.port)
+        stream = client.request("/breaks")
+        client.until(lambda c: c.of(h2.events.StreamReset, stream))
+        (reset,) = client.of(h2.events.StreamReset, stream)
+        assert reset.error_code == h2.errors.ErrorCodes.INTERNAL_ERROR
+        assert not client.of(h2.events.StreamEnded, stream)  # (never a complete response: no END_STREAM)
+        headers, body = client.response(client.request("/other"))
+        client.close()
+    assert (headers[b":status"], body) == (b"200", b"hello")
+
+
+def test_streams_opened_after_goaway_are_not_served(serve, engine):
+    """After the server's GOAWAY (graceful shutdown), a newer stream is not served: h2 refuses it (REFUSED_STREAM),
+    libnghttp2 ignores it (RFC 9113 6.8 allows both: the GOAWAY's last stream id tells the client to retry it).
+    The stream in flight finishes."""
+    release = threading.Event()
+    entered = threading.Event()
+
+    async def slow(scope, receive, send):
+        entered.set()
+        await asyncio.get_running_loop().run_in_executor(None, release.wait, 10)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"finished"})
+
+    with serve(slow) as server:
+        client = H2Client(server.host, server.port)
+        first = client.request("/")
+        assert entered.wait(5)
+        stopper = threading.Thread(target=server.stop)
+        stopper.start()
+        client.until(lambda c: c.of(h2.events.ConnectionTerminated))
+        # A client that opens a stream anyway (raw: h2's client sends nothing after a GOAWAY).
+        late = hyperframe.frame.HeadersFrame(first + 2, flags=["END_HEADERS", "END_STREAM"])
+        late.data = client.conn.encoder.encode(
+            [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a.test"), (b":path", b"/late")]
+        )
+        client.sock.sendall(late.serialize())
+        wait_for(lambda: all_read(server))  # (the server has read the late stream's HEADERS)
+        server.sync(iterations=5)
+        release.set()
+        frames = client.frames_until_closed()
+        stopper.join(10)
+        client.close()
+    for_late = [frame for frame in frames if frame.stream_id == first + 2]
+    if engine == "h2":
+        assert [(type(frame), frame.error_code) for frame in for_late] == [
+            (hyperframe.frame.RstStreamFrame, h2.errors.ErrorCodes.REFUSED_STREAM)
+        ]
+    else:
+        assert for_late == []
+    data = [frame for frame in frames if isinstance(frame, hyperframe.frame.DataFrame)]
+    assert b"".join(frame.data for frame in data) == b"finished" and "END_STREAM" in data[-1].flags
+
+
+def test_idle_connection_is_closed_after_keep_alive_with_goaway(serve):
+    with serve(hello, timeout_keep_alive=1) as server:
+        client = H2Client(server.host, server.port)
+        headers, _ = client.response(client.request("/"))
+        started = time.monotonic()
+        frames = client.frames_until_closed()
+        waited = time.monotonic() - started
+        client.close()
+    goaways = [frame for frame in frames if isinstance(frame, hyperframe.frame.GoAwayFrame)]
+    assert headers[b":status"] == b"200"
+    assert [frame.error_code for frame in goaways] == [h2.errors.ErrorCodes.NO_ERROR]
+    assert 0.5 <= waited <= 3.5  # (deadlines are swept once a second)
+
+
+def test_response_before_the_request_body_reaches_the_client_then_the_stream_is_reset(serve):
+    """An app that answers without reading the upload (a 413, say): the client gets the whole response, then
+    RST_STREAM NO_ERROR to stop sending (RFC 9113 8.1). (libnghttp2 once sent the reset first and lost the answer.)"""
+
+    async def refuses(scope, receive, send):
+        await send({"type": "http.response.start", "status": 413, "headers": []})
+        await send({"type": "http.response.body", "body": b"too large"})
+
+    with serve(refuses) as server:
+        client = H2Client(server.host, server.port)
+        stream = client.request("/upload", method="POST", end=False)
+        client.conn.send_data(stream, b"x" * 1000)
+        client.flush()
+        client.until(lambda c: c.of(h2.events.StreamReset, stream))
+        headers, body = client.response(stream)
+        client.close()
+    kinds = [type(event) for event in client.events if getattr(event, "stream_id", None) == stream]
+    assert (headers[b":status"], body) == (b"413", b"too large")
+    assert kinds[-2:] == [h2.events.StreamEnded, h2.events.StreamReset]
+    assert client.of(h2.events.StreamReset, stream)[0].error_code == h2.errors.ErrorCodes.NO_ERROR

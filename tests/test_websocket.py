@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import struct
+import threading
 import zlib
 from typing import Any
 
@@ -18,7 +19,17 @@ from starlette.routing import WebSocketRoute
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.conftest import _unread, client_context, closed_after, read_response, recv_until, run_server, wait_for
+from fastserve.protocols.websocket import WebSocketSettings
+from tests.conftest import (
+    _unread,
+    all_read,
+    client_context,
+    closed_after,
+    read_response,
+    recv_until,
+    run_server,
+    wait_for,
+)
 from tests.test_websocket_frames import client_frame
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -28,15 +39,27 @@ ENGINES = [("auto", "httptools"), ("wsproto", "h11")]
 
 
 @pytest.fixture(params=ENGINES, ids=[f"{ws}-{http}" for ws, http in ENGINES])
-def serve_ws(request: pytest.FixtureRequest) -> Any:
+def serve_ws(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
     ws, http = request.param
+    readers: list[str] = []
+    make_reader = WebSocketSettings.reader
+
+    def reader(self: WebSocketSettings, deflate: Any) -> Any:
+        made = make_reader(self, deflate)
+        readers.append(type(made).__name__)
+        return made
+
+    monkeypatch.setattr(WebSocketSettings, "reader", reader)
 
     def start(app: Any, **options: Any) -> Any:
         options.setdefault("ws", ws)
         options.setdefault("http", http)
         return run_server(app, **options)
 
-    return start
+    yield start
+    # The engine the test is named for is the one that read the frames (when a session opened).
+    expected = "WsprotoReader" if ws == "wsproto" else "FrameReader"
+    assert set(readers) <= {expected}, readers
 
 
 def run(coroutine: Any) -> Any:
@@ -632,23 +655,31 @@ def test_client_that_does_not_read_makes_send_wait(serve_ws):
         count = len(sent)
         buffered = connection.transport.get_write_buffer_size()
         assert buffered < 4 * 65536 + 65536
-        # Nothing more is sent while the client reads nothing (send() waits).
-        server.call(lambda: None)
+        # Nothing more is sent while the client reads nothing (send() waits), however long the loop runs.
+        server.sync(iterations=20)
         assert len(sent) <= count + 1
-        # A ping flood while the server cannot write: it stops reading, and stays bounded.
-        sock.sendall(client_frame(OP_PING, b"x" * 125) * 100)
-        assert connection.transport.get_write_buffer_size() < buffered + 200 * 131
+        # A ping flood while the server cannot write: it answers what one read brought, then reads no more.
+        flood = client_frame(OP_PING, b"x" * 125) * 100
+        sock.sendall(flood)
+        server.sync(iterations=20)
+        assert connection.read_paused
+        sock.sendall(flood)
+        server.sync(iterations=20)
+        assert not all_read(server)  # the second flood waits in the kernel, unread
+        assert connection.transport.get_write_buffer_size() <= buffered + 100 * (125 + 2)  # one flood's pongs
         sock.close()
         wait_for(lambda: server.state.connections == set())
 
 
 def test_shutdown_closes_open_websockets_with_1012_and_refuses_pending_handshakes():
     late_accepts = []
+    decided = threading.Event()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["path"] == "/pending":
             await receive()
-            await asyncio.sleep(0.5)  # (still deciding when the server shuts down)
+            # Still deciding when the server shuts down: until the test has seen the handshake refused.
+            await asyncio.get_running_loop().run_in_executor(None, decided.wait, 10)
             try:
                 await send({"type": "websocket.accept"})
             except OSError as exc:
@@ -668,6 +699,7 @@ def test_shutdown_closes_open_websockets_with_1012_and_refuses_pending_handshake
         sock.sendall(client_frame(OP_CLOSE, payload[:2]))
         assert closed_after(sock)[0] == b""
         assert read_response(pending)[0] == 500
+        decided.set()
         server.thread.join(10)
     assert EVENTS == [{"type": "websocket.disconnect", "code": 1012, "reason": ""}]
     assert len(late_accepts) == 1

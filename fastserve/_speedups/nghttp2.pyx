@@ -105,6 +105,8 @@ cdef extern from "nghttp2/nghttp2.h":
         nghttp2_session *session, const nghttp2_frame_hd *hd, void *user_data) noexcept
     ctypedef int (*nghttp2_on_stream_close_callback)(
         nghttp2_session *session, int32_t stream_id, uint32_t error_code, void *user_data) noexcept
+    ctypedef int (*nghttp2_on_frame_send_callback)(
+        nghttp2_session *session, const nghttp2_frame *frame, void *user_data) noexcept
 
     enum:
         NGHTTP2_FLAG_NONE
@@ -142,6 +144,8 @@ cdef extern from "nghttp2/nghttp2.h":
         nghttp2_session_callbacks *cbs, nghttp2_on_begin_frame_callback cb)
     void nghttp2_session_callbacks_set_on_stream_close_callback(
         nghttp2_session_callbacks *cbs, nghttp2_on_stream_close_callback cb)
+    void nghttp2_session_callbacks_set_on_frame_send_callback(
+        nghttp2_session_callbacks *cbs, nghttp2_on_frame_send_callback cb)
 
     int nghttp2_option_new(nghttp2_option **option_ptr)
     void nghttp2_option_del(nghttp2_option *option)
@@ -181,6 +185,7 @@ cdef extern from "nghttp2/nghttp2.h":
     int32_t nghttp2_session_get_remote_window_size(nghttp2_session *session)
     uint32_t nghttp2_session_get_remote_settings(nghttp2_session *session, int id)
     int nghttp2_session_resume_data(nghttp2_session *session, int32_t stream_id)
+    int nghttp2_session_get_stream_remote_close(nghttp2_session *session, int32_t stream_id)
     const char *nghttp2_strerror(int lib_error_code)
 
 
@@ -212,6 +217,7 @@ cdef class NGHTTP2Engine:
     cdef object settings
     cdef public bint goaway_sent
     cdef object failure  # what a callback raised, re-raised by feed
+    cdef set reset_when_sent  # streams to reset (NO_ERROR) once their response has left: see reset
 
     def __cinit__(self, settings):
         cdef nghttp2_session_callbacks *callbacks
@@ -225,6 +231,7 @@ cdef class NGHTTP2Engine:
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk_recv)
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close)
         nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, on_begin_frame)
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send)
         if nghttp2_option_new(&option) != 0:
             nghttp2_session_callbacks_del(callbacks)
             raise MemoryError()
@@ -246,6 +253,7 @@ cdef class NGHTTP2Engine:
         self.meter = HeaderBlockMeter(settings)
         self.goaway_sent = False
         self.failure = None
+        self.reset_when_sent = set()
 
     def __dealloc__(self):
         if self.session is not NULL:
@@ -369,8 +377,17 @@ cdef class NGHTTP2Engine:
         check(nghttp2_submit_ping(self.session, NGHTTP2_FLAG_NONE, <const uint8_t *><const char *>payload))
 
     def reset(self, int32_t stream_id, uint32_t error_code):
-        # (What waits to be sent goes when nghttp2 closes the stream: see on_stream_close.)
-        nghttp2_submit_rst_stream(self.session, NGHTTP2_FLAG_NONE, stream_id, error_code)
+        """RST_STREAM. With an error, at once: what waits to be sent goes (see on_stream_close).
+
+        NO_ERROR follows a complete response the client is still sending a
+        request body for (RFC 9113 8.1): libnghttp2 sends a RST_STREAM before
+        the frames of a response queued with it, and drops them with the
+        stream, so it is submitted once the response's last frame has left.
+        """
+        if error_code == NO_ERROR:
+            self.reset_when_sent.add(stream_id)
+        else:
+            nghttp2_submit_rst_stream(self.session, NGHTTP2_FLAG_NONE, stream_id, error_code)
 
     def goaway(self, uint32_t error_code=NO_ERROR):
         """GOAWAY naming the last stream the server has seen: later ones are not served."""
@@ -510,8 +527,19 @@ cdef int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t e
     cdef NGHTTP2Engine engine = <NGHTTP2Engine>user_data
     try:
         engine.outbound.pop(stream_id, None)
+        engine.reset_when_sent.discard(stream_id)
     except BaseException as exc:
         return failed(engine, exc)
+    return 0
+
+
+cdef int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) noexcept:
+    cdef NGHTTP2Engine engine = <NGHTTP2Engine>user_data
+    cdef int32_t stream_id = frame.hd.stream_id
+    if frame.hd.flags & NGHTTP2_FLAG_END_STREAM and engine.reset_when_sent and stream_id in engine.reset_when_sent:
+        engine.reset_when_sent.discard(stream_id)
+        if not nghttp2_session_get_stream_remote_close(session, stream_id):  # (still sending its body)
+            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NO_ERROR)
     return 0
 
 

@@ -17,6 +17,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack
 import hyperframe.frame
 
 from fastserve.protocols.http1 import HTTP2_PREFACE
@@ -43,6 +44,11 @@ REFUSED_STREAM = h2.errors.ErrorCodes.REFUSED_STREAM
 CANCEL = h2.errors.ErrorCodes.CANCEL
 FRAME_SIZE_ERROR = h2.errors.ErrorCodes.FRAME_SIZE_ERROR
 ENHANCE_YOUR_CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+COMPRESSION_ERROR = h2.errors.ErrorCodes.COMPRESSION_ERROR
+# A header block h2 could not decode: the HPACK errors h2 turns into a ProtocolError (see its _decode_headers).
+HPACK_FAILURES = (hpack.HPACKError, IndexError, TypeError, UnicodeDecodeError)
+# The GOAWAY h2 queues when it ends a connection: its frame header (8 bytes of payload, type 7, stream 0).
+GOAWAY_FRAME_HEADER = b"\x00\x00\x08\x07\x00\x00\x00\x00\x00"
 
 
 class ConnectionError_(Exception):
@@ -170,6 +176,8 @@ class H2Engine:
             # h2 queued a GOAWAY with the error's code for most errors; make sure of one.
             if self.connection.state_machine.state != h2.connection.ConnectionState.CLOSED:
                 self.goaway(getattr(exc, "error_code", PROTOCOL_ERROR))
+            elif isinstance(exc.__cause__, HPACK_FAILURES):
+                self.recode_goaway(COMPRESSION_ERROR)
             raise ConnectionError_(str(exc) or type(exc).__name__) from None
         for event in events:
             if isinstance(event, h2.events.RequestReceived):
@@ -230,6 +238,17 @@ class H2Engine:
             self.connection.reset_stream(stream_id, error_code)
         except h2.exceptions.StreamClosedError:
             pass
+
+    def recode_goaway(self, error_code: int) -> None:
+        """Give the GOAWAY h2 just queued another error code.
+
+        A header block that does not decode is a COMPRESSION_ERROR (RFC 9113
+        4.3), as libnghttp2 says; h2 says PROTOCOL_ERROR.
+        """
+        pending = self.connection.data_to_send()
+        if pending[-17:-8] == GOAWAY_FRAME_HEADER:
+            pending = pending[:-4] + error_code.to_bytes(4, "big")
+        self.queued += pending
 
     def goaway(self, error_code: int = NO_ERROR) -> None:
         """GOAWAY naming the last stream the server has seen: later ones are not served.
