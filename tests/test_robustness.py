@@ -15,7 +15,7 @@ import pytest
 from fastserve import Config, Server
 from fastserve.protocols.http1 import MAX_PIPELINED, READ_HIGH_WATER
 from tests.apps import echo, hello, read_body
-from tests.conftest import closed_after, read_response, recv_all, run_server, wait_for
+from tests.conftest import closed_after, read_response, recv_all, recv_until, run_server, wait_for
 
 
 class Gate:
@@ -243,6 +243,24 @@ def test_body_timeout_does_not_run_while_the_app_does_not_read():
         hold.set()
         status, _, body = read_response(sock)
         sender.join(5)
+    assert (status, body) == (200, b"got it")
+
+
+def test_body_timeout_does_not_run_before_100_continue(serve):
+    """A client that sent Expect: 100-continue waits for the 100 before its body: no timeout until the app reads."""
+    hold = threading.Event()
+    app = BodyReader(hold=hold)
+    with serve(app, timeout_request_body=1) as server, server.connect() as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+        begun = server.state.now
+        wait_for(lambda: server.state.now >= begun + 3, timeout=6)  # the time under test: three sweeps, no 408
+        sock.settimeout(0.1)
+        with pytest.raises(TimeoutError):
+            sock.recv(100)  # neither a 100 (the app has not read) nor a 408
+        hold.set()  # the app reads: the server says 100 Continue, and the client sends its body
+        assert recv_until(sock, b"\r\n\r\n").startswith(b"HTTP/1.1 100 Continue\r\n")
+        sock.sendall(b"body")
+        status, _, body = read_response(sock)
     assert (status, body) == (200, b"got it")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import socket
 import struct
@@ -740,3 +741,44 @@ def test_starlette_and_fastapi_endpoints(serve_ws):
     for app, talk in ((starlette, talk_to_starlette), (api, talk_to_fastapi)):
         with serve_ws(app) as server:
             run(talk(server))
+
+
+# What the README promises ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alias", ["websockets", "websockets-sansio"])
+def test_uvicorn_engine_names_are_served_by_fastserve_own(alias, caplog, monkeypatch):
+    """uvicorn's --ws websockets / websockets-sansio: accepted, served by fastserve's codec, said in one line."""
+    readers = []
+    make_reader = WebSocketSettings.reader
+
+    def reader(self: WebSocketSettings, deflate: Any) -> Any:
+        readers.append(make_reader(self, deflate))
+        return readers[-1]
+
+    monkeypatch.setattr(WebSocketSettings, "reader", reader)
+    caplog.set_level(logging.INFO, "fastserve.error")
+    with run_server(echo, ws=alias) as server:
+        sock = open_raw(server)
+        sock.sendall(client_frame(OP_TEXT, b"hi"))
+        assert read_frame(sock) == (OP_TEXT, b"hi")
+        sock.close()
+    said = [record.getMessage() for record in caplog.records if "--ws" in record.getMessage()]
+    assert said == [f"--ws {alias}: served by fastserve's own WebSocket implementation"]
+    assert [type(made).__name__ for made in readers] == ["FrameReader"]
+
+
+def test_close_handshake_waits_10_s_for_the_peer_close_frame():
+    """The server's close frame unanswered: the connection closes 10 s later (the time under test)."""
+
+    async def closes(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": 1000})
+
+    with run_server(closes) as server:
+        sock = open_raw(server)
+        opcode, payload = read_frame(sock)
+        assert (opcode, close_code(payload)) == (OP_CLOSE, 1000)
+        data, waited = closed_after(sock, timeout=15)  # the client never answers the close frame
+    assert data == b"" and 9.0 <= waited <= 11.5

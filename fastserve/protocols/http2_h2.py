@@ -176,7 +176,8 @@ class H2Engine:
             # h2 queued a GOAWAY with the error's code for most errors; make sure of one.
             if self.connection.state_machine.state != h2.connection.ConnectionState.CLOSED:
                 self.goaway(getattr(exc, "error_code", PROTOCOL_ERROR))
-            elif isinstance(exc.__cause__, HPACK_FAILURES):
+            elif type(exc) is h2.exceptions.ProtocolError and isinstance(exc.__cause__, HPACK_FAILURES):
+                # (not an oversized list: h2's DenialOfServiceError, ENHANCE_YOUR_CALM, is right as it is)
                 self.recode_goaway(COMPRESSION_ERROR)
             raise ConnectionError_(str(exc) or type(exc).__name__) from None
         for event in events:
