@@ -13,6 +13,7 @@ to make a build that cannot compile all of it (no compiler, no libnghttp2) fail
 instead of falling back.
 """
 
+import glob
 import os
 import shutil
 import subprocess
@@ -102,35 +103,53 @@ def nghttp2_flags():
     }
 
 
+def generated_c(source):
+    return source.rsplit(".", 1)[0] + ".c"
+
+
+def c_is_current(source):
+    """Whether Cython's C for ``source`` is newer than it and every .pxd of ours.
+
+    Cython would regenerate it whenever its own includes look newer, which they
+    always do in pip's fresh build environment: then an editable install could
+    never reuse what the last one compiled.
+    """
+    c_source = generated_c(source)
+    if not os.path.exists(c_source):
+        return False
+    ours = [source, *glob.glob("fastserve/_speedups/*.pxd")]
+    return os.path.getmtime(c_source) >= max(os.path.getmtime(path) for path in ours)
+
+
 def extensions():
     if os.environ.get("FASTSERVE_NO_EXTENSIONS"):
         return []
     from setuptools import Extension
 
+    wanted = list(COMPILED)
+    flags = nghttp2_flags()
+    if flags is not None:
+        wanted.append(NGHTTP2)
+    options = {NGHTTP2[0]: flags or {}}
+    # The C Cython generated (an sdist carries it) builds with a C compiler alone.
+    modules = [Extension(name, [generated_c(source)], **options.get(name, {})) for name, source in wanted]
+    stale = [name for name, source in wanted if not c_is_current(source)]
+    if not stale:
+        return modules
     try:
         from Cython.Build import cythonize
     except ImportError:
-        # An sdist carries the C that Cython generated: it builds with a C compiler alone.
-        generated = [(name, source.rsplit(".", 1)[0] + ".c") for name, source in COMPILED]
-        if all(os.path.exists(c_source) for _, c_source in generated):
-            modules = [Extension(name, [c_source]) for name, c_source in generated]
-            nghttp2_c = NGHTTP2[1][: -len(".pyx")] + ".c"
-            flags = nghttp2_flags()
-            if flags is not None and os.path.exists(nghttp2_c):
-                modules.append(Extension(NGHTTP2[0], [nghttp2_c], **flags))
-            return modules
         fall_back("Cython not available")
         return []
-    modules = [Extension(name, [source]) for name, source in COMPILED]
-    flags = nghttp2_flags()
-    if flags is not None:
-        modules.append(Extension(NGHTTP2[0], [NGHTTP2[1]], **flags))
-    return cythonize(
-        modules,
+    sources = dict(wanted)
+    fresh = cythonize(
+        [Extension(name, [sources[name]], **options.get(name, {})) for name in stale],
         nthreads=JOBS,
         language_level=3,
         compiler_directives={"annotation_typing": False, "boundscheck": False, "wraparound": False},
     )
+    fresh_by_name = {module.name: module for module in fresh}
+    return [fresh_by_name.get(module.name, module) for module in modules]
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

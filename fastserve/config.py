@@ -320,7 +320,7 @@ class Config:
             if not httptools_available():
                 raise ConfigError("--http httptools: httptools is not installed (pip install httptools)")
         if self.reload and importlib.util.find_spec("watchfiles") is None:
-            raise ConfigError("--reload needs watchfiles (pip install 'fastserve[reload]')")
+            raise ConfigError("--reload needs watchfiles (pip install 'fastserve-asgi[reload]')")
         if self.loop == "uvloop" and not _uvloop_available():
             raise ConfigError("--loop uvloop: uvloop is not installed on this platform")
         _at_least("timeout-ssl-handshake", self.timeout_ssl_handshake, 0.001)
