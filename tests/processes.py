@@ -84,11 +84,15 @@ class Process:
         return self.wait_line(r"running on (http://\S+)").group(1)
 
     def finish(self, timeout: float = 10) -> int:
+        """The exit code, once the process has ended and all it printed has been read."""
         try:
-            return self.proc.wait(timeout)
+            code = self.proc.wait(timeout)
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
+        for reader in self.readers:
+            reader.join(5)
+        return code
 
 
 class Finished:

@@ -285,3 +285,52 @@ def test_http2_and_reset_contextvars_flags(monkeypatch):
     assert parse([], {}, monkeypatch)["reset_contextvars"] is False
     assert parse(["--reset-contextvars"], {}, monkeypatch)["reset_contextvars"] is True
     assert parse([], {"UVICORN_RESET_CONTEXTVARS": "true"}, monkeypatch)["reset_contextvars"] is True
+
+
+def test_help_lists_every_option_by_topic_with_its_default_and_environment():
+    import click
+
+    from fastserve.cli import SECTIONS, Option, build_command
+
+    command = build_command()
+    context = click.Context(command)
+    options = [param for param in command.params if isinstance(param, Option) and param.name != "version"]
+    assert len(options) >= 70  # (all of them: uvicorn has 50)
+    for option in options:
+        _, text = option.get_help_record(context)
+        flag = option.opts[0]
+        assert f"env: FASTSERVE_{flag.lstrip('-').replace('-', '_').upper()}" in text, flag
+        if option.declared_default is not None or option.default_text is not None:
+            assert "[default: " in text, flag
+    result = run_cli("--help", env={"COLUMNS": "120"})
+    assert result.returncode == 0
+    out = result.stdout
+    headers = [line[:-1] for line in out.splitlines() if line and not line.startswith(" ") and line.endswith(":")]
+    assert headers == [name for name in SECTIONS if name != "Other"] + ["Other"]
+    for option in options:  # each under its own topic
+        section_start = out.index(f"\n{option.section}:\n")
+        next_starts = [out.index(f"\n{name}:\n") for name in SECTIONS if out.index(f"\n{name}:\n") > section_start]
+        assert f"  {option.opts[0]}" in out[section_start : min(next_starts, default=len(out))], option.opts[0]
+    # uvicorn's spellings: the same help words where the option is uvicorn's, and its variables.
+    assert "Bind socket to this port. If 0, an available port will be picked." in out
+    assert "UVICORN_TIMEOUT_KEEP_ALIVE" in out and "WEB_CONCURRENCY" in out
+
+
+def test_build_warnings_name_what_runs_as_plain_python_and_the_fix(monkeypatch):
+    import fastserve.protocols as protocols
+    from fastserve.protocols.http2 import HTTP2Settings
+    from fastserve.protocols.http2_h2 import H2Engine
+
+    monkeypatch.delenv("FASTSERVE_NO_EXTENSIONS", raising=False)
+    monkeypatch.setattr(protocols, "compiled_http1", None)
+    monkeypatch.setattr(HTTP2Settings, "engine_class", H2Engine)
+    warnings = protocols.build_warnings(http2=True, h2_engine="auto")
+    assert [warning.split(":")[0] for warning in warnings] == [
+        "HTTP/1.1 is served by the pure-Python protocol (several times slower)",
+        "HTTP/2 is served by the h2 engine (pure Python, about 10x slower)",
+    ]
+    assert "apt-get install pkg-config libnghttp2-dev" in warnings[1]
+    assert protocols.build_warnings(http2=True, h2_engine="h2")[1:] == []  # chosen knowingly: no warning
+    assert protocols.build_warnings(http2=False, h2_engine="auto")[1:] == []
+    monkeypatch.setenv("FASTSERVE_NO_EXTENSIONS", "1")
+    assert protocols.build_warnings(http2=True, h2_engine="auto") == []  # asked for
