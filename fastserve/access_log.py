@@ -108,11 +108,19 @@ ACCESS_MESSAGE = '%s - "%s %s HTTP/%s" %d'
 UNPARSED_MESSAGE = '%s - "%s%s%s" %d'
 
 
-def client_label(scope_client: Any, connection_client: Any, connection_label: str) -> str:
-    """The client an access line names: the connection's peer, or the client a trusted proxy named."""
-    if scope_client is connection_client or scope_client is None:
-        return connection_label
-    return f"{scope_client[0]}:{scope_client[1]}"
+def log_exchange(
+    conn: Any, scope: dict[str, Any], status: int, response_headers: Any, sent: int, started: float
+) -> None:
+    """log_access for a request of ``conn`` (HTTP/1.1 or an HTTP/2 stream's connection).
+
+    The client named is the one a trusted proxy named, else the connection's peer.
+    """
+    client = scope["client"]
+    if client is conn.client or client is None:
+        label = conn.client_label
+    else:
+        label = f"{client[0]}:{client[1]}"
+    log_access(conn.state.access_format, label, scope, status, response_headers, sent, started)
 
 
 def log_access(

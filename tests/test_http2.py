@@ -321,26 +321,36 @@ def test_client_reset_mid_response_disconnects_only_that_stream(serve):
     assert headers[b":status"] == b"200" and body == b"hello"
 
 
-def test_graceful_shutdown_sends_goaway_and_finishes_streams(serve):
-    release = threading.Event()
-    entered = threading.Event()
+class Slow:
+    """An app that answers "finished" once ``release`` is set; ``entered`` says it has begun."""
 
-    async def slow(scope, receive, send):
-        entered.set()
-        while not release.is_set():
-            await asyncio.sleep(0.01)
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.entered = threading.Event()
+
+    async def __call__(self, scope, receive, send):
+        self.entered.set()
+        await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 10)
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"finished"})
 
-    with serve(slow) as server:
+    def shutdown_during_a_request(self, server) -> tuple[H2Client, int, threading.Thread]:
+        """A request in flight, then the server's graceful shutdown begun: until its GOAWAY has come."""
         client = H2Client(server.host, server.port)
         stream = client.request("/")
-        assert entered.wait(5)
+        assert self.entered.wait(5)
         stopper = threading.Thread(target=server.stop)
         stopper.start()
         client.until(lambda c: c.of(h2.events.ConnectionTerminated))
+        return client, stream, stopper
+
+
+def test_graceful_shutdown_sends_goaway_and_finishes_streams(serve):
+    slow = Slow()
+    with serve(slow) as server:
+        client, stream, stopper = slow.shutdown_during_a_request(server)
         goaway = client.of(h2.events.ConnectionTerminated)[0]
-        release.set()
+        slow.release.set()
         frames = client.frames_until_closed()  # (the server closes once the stream is done)
         stopper.join(10)
     assert goaway.error_code == h2.errors.ErrorCodes.NO_ERROR and goaway.last_stream_id == stream
@@ -997,22 +1007,9 @@ def test_streams_opened_after_goaway_are_not_served(serve, engine):
     """After the server's GOAWAY (graceful shutdown), a newer stream is not served: h2 refuses it (REFUSED_STREAM),
     libnghttp2 ignores it (RFC 9113 6.8 allows both: the GOAWAY's last stream id tells the client to retry it).
     The stream in flight finishes."""
-    release = threading.Event()
-    entered = threading.Event()
-
-    async def slow(scope, receive, send):
-        entered.set()
-        await asyncio.get_running_loop().run_in_executor(None, release.wait, 10)
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"finished"})
-
+    slow = Slow()
     with serve(slow) as server:
-        client = H2Client(server.host, server.port)
-        first = client.request("/")
-        assert entered.wait(5)
-        stopper = threading.Thread(target=server.stop)
-        stopper.start()
-        client.until(lambda c: c.of(h2.events.ConnectionTerminated))
+        client, first, stopper = slow.shutdown_during_a_request(server)
         # A client that opens a stream anyway (raw: h2's client sends nothing after a GOAWAY).
         late = hyperframe.frame.HeadersFrame(first + 2, flags=["END_HEADERS", "END_STREAM"])
         late.data = client.conn.encoder.encode(
@@ -1021,7 +1018,7 @@ def test_streams_opened_after_goaway_are_not_served(serve, engine):
         client.sock.sendall(late.serialize())
         wait_for(lambda: all_read(server))  # (the server has read the late stream's HEADERS)
         server.sync(iterations=5)
-        release.set()
+        slow.release.set()
         frames = client.frames_until_closed()
         stopper.join(10)
         client.close()

@@ -25,7 +25,7 @@ from time import perf_counter
 
 import h11
 
-from fastserve.access_log import UNPARSED_SCOPE, client_label, log_access
+from fastserve.access_log import UNPARSED_SCOPE, log_access, log_exchange
 from fastserve.asgi import (
     HEADER_KEYS,
     HEADER_VALUE_FORBIDDEN,
@@ -1685,14 +1685,4 @@ class RequestCycle:
         conn.cycle_done(self)
 
     def log_access(self):
-        scope = self.scope
-        conn = self.conn
-        log_access(
-            conn.state.access_format,
-            client_label(scope["client"], conn.client, conn.client_label),
-            scope,
-            self.status,
-            self.response_headers,
-            self.bytes_sent,
-            self.started_at,
-        )
+        log_exchange(self.conn, self.scope, self.status, self.response_headers, self.bytes_sent, self.started_at)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, ClassVar
 
-from fastserve.access_log import client_label, log_access
+from fastserve.access_log import log_exchange
 from fastserve.asgi import (
     asgi_version,
     body_bytes,
@@ -849,16 +849,7 @@ class Stream:
             conn.reset_stream(self.stream_id, http2_h2.NO_ERROR)
         conn.flush_soon()
         if conn.state.access_log:
-            scope = self.scope
-            log_access(
-                conn.state.access_format,
-                client_label(scope["client"], conn.client, conn.client_label),
-                scope,
-                self.status,
-                self.response_headers,
-                self.bytes_sent,
-                self.started_at,
-            )
+            log_exchange(conn, self.scope, self.status, self.response_headers, self.bytes_sent, self.started_at)
         conn.stream_done(self)
         self.wake()
 
