@@ -78,3 +78,15 @@ async def operator(scope, receive, send):
             if message["type"] == "websocket.disconnect":
                 return
             await send({"type": "websocket.send", "text": message.get("text")})
+
+
+async def failing_startup_and_raising(scope, receive, send):
+    """What Starlette does when a lifespan raises: reports the failure with its traceback, then raises it."""
+    await receive()
+    try:
+        raise RuntimeError("cannot reach the database")
+    except RuntimeError as exc:
+        import traceback
+
+        await send({"type": "lifespan.startup.failed", "message": traceback.format_exc()})
+        raise exc

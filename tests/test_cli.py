@@ -96,6 +96,16 @@ def test_startup_failure_exits_3():
     assert "cannot reach the database" in result.stderr
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_startup_failure_reported_and_raised_is_told_once(workers):
+    """Starlette reports a lifespan failure with the traceback as its message, then raises it: one traceback."""
+    result = run_cli("tests.cli_apps:failing_startup_and_raising", "--port", "0", "--workers", workers)
+    assert result.returncode == 3
+    assert result.stderr.count("Traceback (most recent call last)") == 1, result.stderr
+    assert result.stderr.count("RuntimeError: cannot reach the database") == 1, result.stderr
+    assert result.stderr.splitlines().count("ERROR:    Application startup failed. Exiting.") == 1, result.stderr
+
+
 def parse(argv: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict:
     for name in [name for name in os.environ if name.startswith(("FASTSERVE_", "UVICORN_"))]:
         monkeypatch.delenv(name)

@@ -177,7 +177,8 @@ class ProxyProtocolGate(asyncio.Protocol):
         self.peer = socket_address(transport.get_extra_info("peername"))
         self.sockname = socket_address(transport.get_extra_info("sockname"))
         if not self.allowed.trusts_peer(self.peer):
-            logger.warning("Closed a connection from %s: not allowed to send PROXY headers", self.peer)
+            peer = "a Unix socket" if self.peer is None else f"{self.peer[0]}:{self.peer[1]}"
+            logger.warning("Closed a connection from %s: not allowed to send PROXY headers", peer)
             self.close()
             return
         self.state.connections.add(self)
