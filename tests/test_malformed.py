@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.apps import echo
-from tests.conftest import recv_all
+from tests.conftest import closed_after, recv_all
 
 REQUESTS = {
     "garbage": (b"\x00\x01\x02garbage\r\n\r\n", 400),
@@ -129,3 +129,17 @@ def test_limits_at_the_boundary_pass(serve):
             headers = b"Host: x\r\n" + b"X-A: " + b"a" * 95 + b"\r\n" + b"X-B: b\r\n" * 2 + b"Connection: close\r\n"
             sock.sendall(b"GET " + target + b" HTTP/1.1\r\n" + headers + b"\r\n")
             assert status_of(recv_all(sock)) == 200
+
+
+def test_tls_handshake_on_the_plain_port_is_refused_at_once_and_said_so(serve, caplog):
+    """A client speaking https:// to a server without TLS: 400 at once (not the header timeout), and why."""
+    client_hello = b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(range(32)) + b"\x00\x00\x02\x13\x01"
+    with serve(echo, timeout_request_header=30) as server:
+        with server.connect() as sock:
+            sock.sendall(client_hello)
+            response, waited = closed_after(sock)
+    assert status_of(response) == 400 and waited < 5
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert warnings == [
+        "Invalid HTTP request received: a TLS handshake on a plain HTTP port (https:// to a server without TLS)"
+    ]

@@ -57,6 +57,10 @@ _CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]+)%s*(?<!;)\r\n\Z" % _EXTENSION)
 _PARTIAL_QUOTED = rb'(?:;%s*="(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*\\?)' % _TCHAR
 _CHUNK_SIZE_LINE_START = re.compile(rb"[0-9A-Fa-f]+%s*(?:%s|(?<!;)\r)?\Z" % (_EXTENSION, _PARTIAL_QUOTED))
 _SPACES = re.compile(rb"  +")
+# The first bytes of a TLS ClientHello (a handshake record, TLS 1.x).
+TLS_HANDSHAKE = b"\x16\x03"
+# A method as far as it has come: token characters only.
+_TOKEN_SO_FAR = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]*")
 # Where h11 ends a head: an empty line, with or without its CR.
 _HEAD_END = re.compile(rb"\n\r?\n")
 # Empty lines before a request, and a header field that gives a request a body.
@@ -174,6 +178,13 @@ class H11Parser:
         head += data
         end = _HEAD_END.search(head, search_from)
         if end is None:
+            # A method that is not a token is refused now, as llhttp does, not once a head that may never
+            # end has come (a TLS ClientHello on the plain port would wait for the header timeout).
+            space = head.find(b" ")
+            if _TOKEN_SO_FAR.fullmatch(head if space < 0 else head[:space]) is None:
+                if head.startswith(TLS_HANDSHAKE):
+                    raise RequestError(400, "a TLS handshake on a plain HTTP port (https:// to a server without TLS)")
+                raise RequestError(400, "Invalid method")
             return None
         text = bytes(head[: end.end()])
         rest = bytes(head[end.end() :])
