@@ -50,6 +50,9 @@ class NullTransport:
     def close(self) -> None:
         self.closed = True
 
+    def can_write_eof(self) -> bool:
+        return False  # (as under TLS: an error answer closes at once, no lingering)
+
     def pause_reading(self) -> None:
         pass
 

@@ -41,6 +41,9 @@ class FakeTransport:
             self.closed = True
             asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
 
+    def can_write_eof(self) -> bool:
+        return False  # (as under TLS: an error answer closes at once, no lingering)
+
     def pause_reading(self) -> None:
         self.reading = False
 

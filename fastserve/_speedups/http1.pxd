@@ -37,6 +37,7 @@ cdef Py_ssize_t REPLAY_LIMIT
 cdef Py_ssize_t MAX_BODY_LEFT
 cdef Py_ssize_t MAX_CONTENT_LENGTH
 cdef double FIRST_REQUEST_GRACE
+cdef double LINGER
 cdef bytes CONTINUE_RESPONSE
 cdef bytes EARLY_HINTS_LINE
 cdef frozenset NO_BODY_STATUSES
@@ -59,6 +60,7 @@ cdef class HTTP1Protocol:
     cdef public RequestCycle parsing
     cdef public list pipeline
     cdef public bint closed
+    cdef public bint lingering
     cdef public bint read_paused
     cdef public bint write_paused
     cdef public object drain_waiter
@@ -137,6 +139,7 @@ cdef class HTTP1Protocol:
     cpdef check_deadline(self, double now)
     cpdef shutdown(self)
     cpdef close(self)
+    cpdef close_lingering(self)
     cpdef send_error(self, int status, RequestCycle cycle=*)
     cpdef log_unparsed(self, int status, Py_ssize_t size)
     cpdef write(self, data)

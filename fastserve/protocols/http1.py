@@ -98,6 +98,8 @@ MAX_BODY_LEFT = 2**62
 MAX_CONTENT_LENGTH = 2**63 - 1
 # At shutdown, how long a new connection may take to send its first request.
 FIRST_REQUEST_GRACE = 1.0
+# After an error answer, how long what the client still sends is read and dropped (see close_lingering).
+LINGER = 2.0
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 EARLY_HINTS_LINE = b"HTTP/1.1 103 Early Hints\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
@@ -232,6 +234,7 @@ class HTTP1Protocol:
         # a list, which costs an idle connection less memory than a deque).
         self.pipeline = []
         self.closed = False
+        self.lingering = False
         self.read_paused = False
         self.write_paused = False
         self.drain_waiter = None
@@ -395,7 +398,12 @@ class HTTP1Protocol:
         The app of a request parsed in this read starts once the parser is
         done with the read (see start_cycle): its body, if it came along, is in.
         """
-        if self.begun == 0 and self.state.http2 is not None and (self.preface_bytes or data[:1] == b"P"):
+        if (
+            self.begun == 0
+            and not self.closed
+            and self.state.http2 is not None
+            and (self.preface_bytes or data[:1] == b"P")
+        ):
             data = self.take_http2_preface(data)
             if data is None:
                 return
@@ -1144,6 +1152,10 @@ class HTTP1Protocol:
         It is the head's (--timeout-request-header), the body's between two
         reads (--timeout-request-body) or the idle connection's (--timeout-keep-alive).
         """
+        if self.closed:
+            if self.lingering and now >= self.deadline:
+                self.close()  # the end of a lingering close
+            return
         if self.deadline and now >= self.deadline:
             parsing = self.parsing
             if self.in_head:
@@ -1183,6 +1195,9 @@ class HTTP1Protocol:
         client connected to send one (the loop may have accepted it just before
         the listener closed). It gets a second to send it, and its answer.
         """
+        if self.closed:
+            self.close()  # (ends a lingering close)
+            return
         self.pipeline.clear()
         self.parked = None
         if self.cycle is None:
@@ -1202,6 +1217,34 @@ class HTTP1Protocol:
             # Closed from here on: the app sees http.disconnect, and send() raises.
             self.closed = True
             self.transport.close()
+        elif self.lingering:
+            self.lingering = False
+            self.transport.close()
+
+    def close_lingering(self):
+        """Close after an error answer: the output ends first, and what the client still sends is read and dropped.
+
+        A client still sending (the rest of an oversized head or body) when the
+        server closes would get a reset from the server's kernel, which may
+        take the error answer with it. So the server ends its output (the
+        client reads the answer, then the end), drops what comes, and closes
+        when the client does or after LINGER seconds. (Not under TLS, which
+        cannot end its output alone: closed at once.)
+        """
+        transport = self.transport
+        if self.closed or not transport.can_write_eof():
+            self.close()
+            return
+        self.parser = None
+        self.parser_asleep = False
+        self.flush()
+        self.closed = True
+        self.lingering = True
+        transport.write_eof()
+        self.deadline = self.state.now + LINGER
+        if self.read_paused:
+            self.read_paused = False
+            transport.resume_reading()
 
     # Output ---------------------------------------------------------------
     # Every write goes through write(), so that responses held back while a
@@ -1274,7 +1317,7 @@ class HTTP1Protocol:
         self.write(
             error_response(status, self.state.default_headers, self.error_lines, cycle is None or not cycle.is_head)
         )
-        self.close()
+        self.close_lingering()
         if self.state.access_log:
             if cycle is None:
                 self.log_unparsed(status, error_body_size(status))
