@@ -27,6 +27,7 @@ from tests.conftest import (
     client_context,
     closed_after,
     read_response,
+    recv_all,
     recv_until,
     run_server,
     wait_for,
@@ -782,3 +783,26 @@ def test_close_handshake_waits_10_s_for_the_peer_close_frame():
         assert (opcode, close_code(payload)) == (OP_CLOSE, 1000)
         data, waited = closed_after(sock, timeout=15)  # the client never answers the close frame
     assert data == b"" and 9.0 <= waited <= 11.5
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["whole", "in-parts"])
+def test_denial_response_with_the_apps_content_length_has_one(serve_ws, streamed):
+    """The app's Content-Length frames the denial's body: one such field, no chunking, no second length."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = [(b"content-length", b"6"), (b"transfer-encoding", b"chunked")]
+        await send({"type": "websocket.http.response.start", "status": 401, "headers": headers})
+        if streamed:
+            await send({"type": "websocket.http.response.body", "body": b"no ", "more_body": True})
+            await send({"type": "websocket.http.response.body", "body": b"way"})
+        else:
+            await send({"type": "websocket.http.response.body", "body": b"no way"})
+
+    with serve_ws(app) as server:
+        sock = server.connect()
+        sock.sendall(handshake_request())
+        response = recv_all(sock)
+    head, _, body = response.partition(b"\r\n\r\n")
+    fields = [line.split(b":")[0].lower() for line in head.split(b"\r\n")[1:]]
+    assert head.startswith(b"HTTP/1.1 401 ") and body == b"no way"
+    assert fields.count(b"content-length") == 1 and b"transfer-encoding" not in fields

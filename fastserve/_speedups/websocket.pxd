@@ -38,6 +38,7 @@ cdef class WebSocketProtocol:
     cdef public double started_at
     cdef public list denial_head
     cdef public bint denial_chunked
+    cdef public Py_ssize_t denial_length
     cdef public bint reading_payload
 
     cpdef start(self, transport, bint read_paused, bytes early_bytes)

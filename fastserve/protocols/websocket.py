@@ -157,6 +157,8 @@ class WebSocketProtocol:
         self.started_at = perf_counter()
         self.denial_head: list[bytes] | None = None
         self.denial_chunked = False
+        # The Content-Length a denial response's app gave (-1: none, the server frames the body).
+        self.denial_length = -1
         # Whether the buffer get_buffer handed out is a large payload's.
         self.reading_payload = False
 
@@ -544,11 +546,27 @@ class WebSocketProtocol:
         self.finish(CLOSE_ABNORMAL, "")
 
     def start_denial(self, message: dict[str, Any]) -> None:
-        """``websocket.http.response.start``: the app answers the handshake with an HTTP response of its own."""
+        """``websocket.http.response.start``: the app answers the handshake with an HTTP response of its own.
+
+        The body's framing is one field: the app's Content-Length if it gave one
+        (the body then goes as it comes), else the server's (Content-Length, or
+        chunked when the body comes in parts). An app's Transfer-Encoding is
+        dropped: the server frames the body.
+        """
         status = message["status"] if "status" in message else None
         validate_status(status)
         head = [b"HTTP/1.1 %d %s\r\n" % (status, _phrase(status)), self.state.default_headers]
-        head += self.header_lines(message)
+        for item in message["headers"] if "headers" in message else ():
+            name, value = header_pair(item)
+            key = header_key(name)
+            check_header_value(name, value)
+            if key == b"content-length":
+                if not value.isdigit() or self.denial_length >= 0:
+                    raise ASGIMessageError(f"Invalid or repeated denial response Content-Length {value!r}")
+                self.denial_length = int(value)
+            elif key == b"transfer-encoding":
+                continue
+            head.append(b"%s: %s\r\n" % (name, value))
         self.status = status
         self.phase = RESPONDING
         self.denial_head = head
@@ -560,8 +578,9 @@ class WebSocketProtocol:
         parts = []
         if head is not None:
             self.denial_head = None
-            self.denial_chunked = more_body
-            head.append(b"transfer-encoding: chunked\r\n" if more_body else b"content-length: %d\r\n" % len(body))
+            if self.denial_length < 0:  # (else the app's own Content-Length frames it)
+                self.denial_chunked = more_body
+                head.append(b"transfer-encoding: chunked\r\n" if more_body else b"content-length: %d\r\n" % len(body))
             head.append(b"connection: close\r\n\r\n")
             parts += head
         self.bytes_sent += len(body)
