@@ -115,7 +115,7 @@ class Server:
                     await server.start_serving()
                 self.started = True
                 if not sockets:
-                    log_listening(self.servers_sockets(), self.state.scheme)
+                    log_listening([sock for server in self.servers for sock in server.sockets], self.state.scheme)
                 if self.notify is not None:
                     self.notify("ready")
                 self._schedule_sweep()
@@ -160,9 +160,6 @@ class Server:
             else:
                 server = await loop.create_server(factory, sock=sock, **options)
             self.servers.append(server)
-
-    def servers_sockets(self) -> list[socket.socket]:
-        return [sock for server in self.servers for sock in server.sockets]
 
     def _schedule_sweep(self) -> None:
         self._sweep = asyncio.get_running_loop().call_later(SWEEP_INTERVAL, self._on_sweep)
@@ -275,7 +272,6 @@ class Server:
                 task.cancel()
             await asyncio.wait(list(state.tasks), timeout=1.0)
         for connection in list(state.connections):
-            with contextlib.suppress(Exception):  # (a failure was logged by the connection's own close)
-                connection.close()
+            connection.close()
         if not self.force_exit:
             await self.lifespan.shutdown()

@@ -98,7 +98,7 @@ MAX_BODY_LEFT = 2**62
 MAX_CONTENT_LENGTH = 2**63 - 1
 # At shutdown, how long a new connection may take to send its first request.
 FIRST_REQUEST_GRACE = 1.0
-# After an error answer, how long what the client still sends is read and dropped (see close_lingering).
+# After an error answer, how long what the client still sends is read and dropped (see close).
 LINGER = 2.0
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 EARLY_HINTS_LINE = b"HTTP/1.1 103 Early Hints\r\n"
@@ -1209,42 +1209,37 @@ class HTTP1Protocol:
                 if self.deadline == 0.0 or self.deadline > limit:
                     self.deadline = limit
 
-    def close(self):
-        if not self.closed:
-            self.parser = None
-            self.parser_asleep = False
-            self.flush()
-            # Closed from here on: the app sees http.disconnect, and send() raises.
-            self.closed = True
-            self.transport.close()
-        elif self.lingering:
-            self.lingering = False
-            self.transport.close()
-
-    def close_lingering(self):
-        """Close after an error answer: the output ends first, and what the client still sends is read and dropped.
+    def close(self, linger=False):
+        """Close the connection; with ``linger`` (after an error answer), the output ends first.
 
         A client still sending (the rest of an oversized head or body) when the
         server closes would get a reset from the server's kernel, which may
-        take the error answer with it. So the server ends its output (the
-        client reads the answer, then the end), drops what comes, and closes
-        when the client does or after LINGER seconds. (Not under TLS, which
-        cannot end its output alone: closed at once.)
+        take the error answer with it. Lingering, the server ends its output
+        (the client reads the answer, then the end), drops what still comes,
+        and closes when the client does or after LINGER seconds, as the HTTP/2
+        protocol does after an error GOAWAY. (Not under TLS, which cannot end
+        its output alone: closed at once.)
         """
-        transport = self.transport
-        if self.closed or not transport.can_write_eof():
-            self.close()
+        if self.closed:
+            if self.lingering:  # (ends a lingering close)
+                self.lingering = False
+                self.transport.close()
             return
         self.parser = None
         self.parser_asleep = False
         self.flush()
+        # Closed from here on: the app sees http.disconnect, and send() raises.
         self.closed = True
-        self.lingering = True
-        transport.write_eof()
-        self.deadline = self.state.now + LINGER
-        if self.read_paused:
-            self.read_paused = False
-            transport.resume_reading()
+        transport = self.transport
+        if linger and transport.can_write_eof():
+            self.lingering = True
+            transport.write_eof()
+            self.deadline = self.state.now + LINGER
+            if self.read_paused:
+                self.read_paused = False
+                transport.resume_reading()
+        else:
+            transport.close()
 
     # Output ---------------------------------------------------------------
     # Every write goes through write(), so that responses held back while a
@@ -1317,7 +1312,7 @@ class HTTP1Protocol:
         self.write(
             error_response(status, self.state.default_headers, self.error_lines, cycle is None or not cycle.is_head)
         )
-        self.close_lingering()
+        self.close(linger=True)
         if self.state.access_log:
             if cycle is None:
                 self.log_unparsed(status, error_body_size(status))
