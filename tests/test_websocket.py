@@ -362,10 +362,49 @@ def test_oversize_message_is_1009(serve_ws, frames):
 
 
 def test_many_empty_fragments_are_1009(serve_ws):
-    with serve_ws(echo) as server:
+    # Each continuation frame costs its header against the limit: a run of empty ones ends.
+    with serve_ws(echo, ws_max_size=1024) as server:
         sock = open_raw(server)
         sock.sendall(client_frame(OP_TEXT, b"", fin=False) + client_frame(OP_CONT, b"", fin=False) * 5000)
         expect_close(sock, 1009)
+
+
+def test_a_message_in_small_fragments_is_delivered(serve_ws):
+    # Autobahn 9.4.1 in small: a binary message in 64-byte fragments, far more than the old 4,096.
+    message = bytes(range(256)) * 4096  # 1 MiB
+    frames = b"".join(
+        client_frame(OP_BINARY if start == 0 else OP_CONT, message[start : start + 64], fin=start + 64 >= len(message))
+        for start in range(0, len(message), 64)
+    )
+    with serve_ws(echo) as server:
+        sock = open_raw(server)
+        sock.sendall(frames)
+        assert read_frame(sock, timeout=20) == (OP_BINARY, message)
+        sock.close()
+
+
+def test_a_close_between_fragments_is_answered(serve_ws):
+    # Autobahn 7.1.5: the close is answered with its code; the unfinished message is dropped.
+    with serve_ws(echo) as server:
+        sock = open_raw(server)
+        sock.sendall(
+            client_frame(OP_TEXT, b"frag", fin=False)
+            + client_frame(OP_CLOSE, struct.pack("!H", 1000))
+            + client_frame(OP_CONT, b"ment")
+        )
+        opcode, payload = read_frame(sock)
+        assert opcode == OP_CLOSE and close_code(payload) == 1000
+        assert closed_after(sock)[0] == b""
+    assert EVENTS == [{"type": "websocket.disconnect", "code": 1000, "reason": ""}]
+
+
+def test_invalid_text_fails_before_its_frame_has_come(serve_ws):
+    # Autobahn 6.4.3: the frame's invalid bytes have come, its end has not; the server closes at once.
+    frame = client_frame(OP_TEXT, "κόσμε".encode() + b"\xf4\x90\x80\x80" + b"tail" * 8)
+    with serve_ws(echo, ws_per_message_deflate=False) as server:
+        sock = open_raw(server)
+        sock.sendall(frame[:-20])
+        expect_close(sock, 1007)
 
 
 @pytest.mark.parametrize(

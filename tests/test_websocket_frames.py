@@ -13,6 +13,7 @@ from fastserve.protocols.websocket_frames import (
     CLOSE_NO_STATUS,
     CLOSE_PROTOCOL_ERROR,
     CLOSE_TOO_BIG,
+    FRAGMENT_COST,
     OP_BINARY,
     OP_CLOSE,
     OP_TEXT,
@@ -94,7 +95,6 @@ def refusal(stream: bytes, max_size: int = 1 << 20, **options) -> WebSocketError
         (client_frame(Opcode.CONT, b"x"), CLOSE_PROTOCOL_ERROR),
         (client_frame(Opcode.TEXT, b"a", fin=False) + client_frame(Opcode.TEXT, b"b"), CLOSE_PROTOCOL_ERROR),
         (client_frame(Opcode.CLOSE, b"\x03"), CLOSE_PROTOCOL_ERROR),
-        (client_frame(Opcode.TEXT, b"a", fin=False) + client_frame(Opcode.CLOSE, b""), CLOSE_PROTOCOL_ERROR),
         (client_frame(Opcode.CLOSE, struct.pack("!H", 1005)), CLOSE_PROTOCOL_ERROR),
         (client_frame(Opcode.CLOSE, struct.pack("!H", 2999)), CLOSE_PROTOCOL_ERROR),
         (client_frame(Opcode.CLOSE, struct.pack("!H", 1000) + b"\xff"), CLOSE_INVALID_DATA),
@@ -132,18 +132,84 @@ def test_size_limit_is_checked_from_the_header_before_the_payload():
 
 
 def test_size_limit_counts_every_fragment_of_a_message():
+    # Ten fragments of 100 bytes and an empty last one: 1,000 payload bytes and ten continuation headers.
     fragments = b"".join(
-        client_frame(Opcode.BINARY if index == 0 else Opcode.CONT, b"x" * 100, fin=False) for index in range(11)
+        client_frame(Opcode.BINARY if index == 0 else Opcode.CONT, b"x" * 100, fin=False) for index in range(10)
     )
-    assert refusal(fragments, max_size=1000).code == CLOSE_TOO_BIG
-    reader = FrameReader(max_size=1000)
-    whole = fragments[: len(fragments) * 10 // 11] + client_frame(Opcode.CONT, b"", fin=True)
-    assert reader.feed(whole) == [("bytes", b"x" * 1000)]
+    whole = fragments + client_frame(Opcode.CONT, b"", fin=True)
+    limit = 1000 + 10 * FRAGMENT_COST
+    assert FrameReader(max_size=limit).feed(whole) == [("bytes", b"x" * 1000)]
+    assert refusal(whole, max_size=limit - 1).code == CLOSE_TOO_BIG
 
 
-def test_fragment_count_is_bounded():
-    empty_fragments = client_frame(Opcode.BINARY, b"", fin=False) + client_frame(Opcode.CONT, b"", fin=False) * 10
-    assert refusal(empty_fragments, max_fragments=8).code == CLOSE_TOO_BIG
+def test_a_run_of_empty_fragments_ends_at_the_size_limit():
+    start = client_frame(Opcode.TEXT, b"", fin=False)
+    empty = client_frame(Opcode.CONT, b"", fin=False)
+    reader = FrameReader(max_size=10 * FRAGMENT_COST)
+    assert reader.feed(start + empty * 10) == []
+    assert reader.feed(empty)[0][:2] == ("error", CLOSE_TOO_BIG)
+
+
+@pytest.mark.parametrize("size", [64, 1024])
+def test_a_large_message_in_small_fragments_is_delivered(size):
+    # Autobahn 9.3/9.4: 4 MiB in fragments of 64 B to 1 KiB, within the default 16 MiB limit.
+    message = bytes(range(256)) * (4 * 1024 * 1024 // 256)
+    frames = [
+        client_frame(
+            Opcode.BINARY if start == 0 else Opcode.CONT,
+            message[start : start + size],
+            fin=start + size >= len(message),
+        )
+        for start in range(0, len(message), size)
+    ]
+    assert FrameReader(max_size=16 * 1024 * 1024).feed(b"".join(frames)) == [("bytes", message)]
+
+
+def test_a_close_between_fragments_closes():
+    # Autobahn 7.1.5: the unfinished message is dropped, the close answered; what follows is not read.
+    stream = (
+        client_frame(Opcode.TEXT, b"frag", fin=False)
+        + client_frame(Opcode.CLOSE, struct.pack("!H", 1000))
+        + client_frame(Opcode.CONT, b"ment")
+    )
+    assert FrameReader(max_size=100).feed(stream) == [("close", 1000, "")]
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["small-frame", "large-frame"])
+@pytest.mark.parametrize("fragmented", [False, True], ids=["first-frame", "continuation"])
+def test_invalid_text_fails_before_its_frame_completes(large, fragmented):
+    # Autobahn 6.4.3/6.4.4: the frame's payload arrives in pieces; the piece that breaks UTF-8 fails at once.
+    valid = "κόσμε".encode() * (20000 if large else 1)
+    payload = valid + b"\xf4\x90\x80\x80" + b"rest" * 10  # (U+110000: past Unicode's end)
+    if fragmented:  # (the first fragment ends inside a character, which the continuation completes)
+        stream = client_frame(Opcode.TEXT, "é".encode()[:1], fin=False)
+        stream += client_frame(Opcode.CONT, "é".encode()[1:] + payload)
+    else:
+        stream = client_frame(Opcode.TEXT, payload)
+    before_invalid, frame_end = len(stream) - 44, len(stream) - 1
+    reader = FrameReader(max_size=1 << 20)
+    assert reader.feed(stream[:before_invalid]) == []
+    events = reader.feed(stream[before_invalid:frame_end])
+    assert events and events[-1][:2] == ("error", CLOSE_INVALID_DATA), events
+
+
+def test_valid_text_in_pieces_is_not_refused():
+    text = "κόσμε 🙂 " * 20000
+    for fragmented in (False, True):
+        data = text.encode()
+        if fragmented:
+            stream = client_frame(Opcode.TEXT, data[:7], fin=False) + client_frame(Opcode.CONT, data[7:])
+        else:
+            stream = client_frame(Opcode.TEXT, data)
+        for piece in (1, 3, 1000, 70000):
+            reader = FrameReader(max_size=1 << 20)
+            events = []
+            for start in range(0, len(stream), piece):
+                events += reader.feed(stream[start : start + piece])
+                if piece < 100 and start > 3000:  # (byte by byte through the whole frame takes long)
+                    events += reader.feed(stream[start + piece :])
+                    break
+            assert events == [("text", text)], (fragmented, piece)
 
 
 def test_close_without_a_code():

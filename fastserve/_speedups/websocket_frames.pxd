@@ -12,6 +12,7 @@ cdef int CLOSE_PROTOCOL_ERROR, CLOSE_INVALID_DATA, CLOSE_TOO_BIG
 cdef Py_ssize_t MAX_CONTROL_PAYLOAD
 cdef Py_ssize_t LARGE_PAYLOAD
 cdef Py_ssize_t MAX_SPARE_PAYLOAD
+cdef Py_ssize_t FRAGMENT_COST
 cdef bint COMPILED
 
 cpdef bytes unmask(bytes payload, bytes mask)
@@ -37,13 +38,14 @@ cpdef check_start(int first, int second)
 cdef class FrameReader:
     cdef public Py_ssize_t max_size
     cdef public object deflate
-    cdef public Py_ssize_t max_fragments
     cdef public bytearray buffer
     cdef public int message_opcode
     cdef public bint message_compressed
-    cdef public list fragments
+    cdef public bytearray assembled
     cdef public Py_ssize_t message_size
     cdef public object decoder
+    cdef public object partial_decoder
+    cdef public Py_ssize_t partial_checked
     cdef public bint closed
     cdef public bytearray large
     cdef public Py_ssize_t large_filled
@@ -73,8 +75,11 @@ cdef class FrameReader:
         mask=bytes,
     )
     cpdef parse(self, data, list events)
-    @cython.locals(opcode=int)
+    @cython.locals(opcode=int, room=Py_ssize_t)
     cpdef int check_header(self, int first, unsigned long long length) except -1
+    @cython.locals(checked=Py_ssize_t, turn=Py_ssize_t)
+    cpdef check_partial(self, source, Py_ssize_t start, Py_ssize_t count, int first, int opcode, bytes mask)
     @cython.locals(fin=bint)
     cpdef take_frame(self, int first, int opcode, payload, list events)
+    cdef end_message(self)
     cpdef bytes inflate(self, payload, bint fin)

@@ -5,8 +5,8 @@ whole messages (text as ``str``, binary as ``bytes``) and control frames.
 ``build_frame`` and ``close_payload`` make what the server sends. Every rule
 of the RFC that a server must check is checked here, as soon as the bytes that
 break it arrive: a frame's size against the message limit from its header,
-before its payload is buffered; UTF-8 fragment by fragment, so that invalid
-text fails at the first bad fragment.
+before its payload is buffered; UTF-8 as the bytes arrive, so that invalid
+text fails at the first bad read, even inside a frame that has not all come.
 
 This module is compiled by Cython the way ``http1.py`` is, into
 ``fastserve._speedups.websocket_frames`` with the C types of
@@ -52,9 +52,12 @@ SENDABLE_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010
 MAX_CONTROL_PAYLOAD = 125
 # A close reason fits in a control frame after its two-byte code.
 MAX_CLOSE_REASON = MAX_CONTROL_PAYLOAD - 2
-# Fragments an unfinished message may hold: empty fragments cost the server
-# work without counting against the size limit.
-DEFAULT_MAX_FRAGMENTS = 4096
+# What each continuation frame costs a message against the size limit, beside
+# its payload: the smallest header a client frame has. A run of empty
+# fragments, which would cost the server work and never count otherwise, ends
+# with 1009 once it has cost the limit; a legal message in small fragments (a
+# 4 MiB message in 64-byte ones: 6 %) is delivered, as by every peer.
+FRAGMENT_COST = 6
 # A frame whose payload is at least this big and has not all come is read
 # straight into a buffer of its size (see FrameReader.payload_view), not
 # gathered read by read.
@@ -184,7 +187,7 @@ class FrameReader:
     each frame header before the payload is kept.
     """
 
-    def __init__(self, max_size, deflate=None, max_fragments=DEFAULT_MAX_FRAGMENTS, spare=None):
+    def __init__(self, max_size, deflate=None, spare=None):
         self.max_size = max_size
         # A one-slot list the readers of one server share (one event loop: no locking): a
         # large payload's buffer, kept for the next large frame of the same size, so that
@@ -192,14 +195,19 @@ class FrameReader:
         self.spare = [None] if spare is None else spare
         # The connection's websocket_deflate.PerMessageDeflate, if negotiated.
         self.deflate = deflate
-        self.max_fragments = max_fragments
         self.buffer = bytearray()
-        # The message being assembled: its opcode (0: none), fragments, size.
+        # The message being assembled from fragments: its opcode (0: none), its
+        # bytes so far (one buffer: what a message holds is what it costs), its
+        # size against the limit, and for text the decoder that has checked it.
         self.message_opcode = 0
         self.message_compressed = False
-        self.fragments = []
+        self.assembled = None
         self.message_size = 0
         self.decoder = None
+        # The UTF-8 check of a text frame whose payload has partly come: its
+        # decoder and how many payload bytes it has checked (see check_partial).
+        self.partial_decoder = None
+        self.partial_checked = 0
         self.closed = False
         # A large frame's payload being read into its own buffer (see LARGE_PAYLOAD):
         # the buffer, how much of it has come, the frame's first byte, opcode and mask.
@@ -235,12 +243,16 @@ class FrameReader:
         """``size`` bytes were read into ``payload_view()``: the events they complete."""
         events = []
         self.large_filled += size
-        if self.large_filled == len(self.large):
-            try:
+        try:
+            if self.large_filled == len(self.large):
                 self.finish_large(events)
-            except WebSocketError as exc:
-                self.closed = True
-                events.append(("error", exc.code, exc.reason))
+            else:
+                large = self.large
+                self.check_partial(large, 0, self.large_filled, self.large_first, self.large_opcode, self.large_mask)
+        except WebSocketError as exc:
+            self.closed = True
+            self.large = None
+            events.append(("error", exc.code, exc.reason))
         return events
 
     def fill_large(self, data, events):
@@ -252,6 +264,8 @@ class FrameReader:
         self.large_filled += taken
         if taken == wanted:
             self.finish_large(events)
+        else:
+            self.check_partial(large, 0, self.large_filled, self.large_first, self.large_opcode, self.large_mask)
         return data[taken:]
 
     def payload_buffer(self, length):
@@ -267,9 +281,9 @@ class FrameReader:
         self.large = None
         self.take_frame(self.large_first, self.large_opcode, payload, events)
         # The buffer is free once nothing holds it: text was decoded from it, a
-        # compressed payload inflated, a whole binary message joined into bytes.
-        # Only an unfinished binary message keeps it among its fragments.
-        kept = payload is large and self.message_opcode == OP_BINARY and not self.message_compressed
+        # compressed payload inflated, a whole binary message made into bytes.
+        # Only an unfinished message keeps it, as the start of what it assembles.
+        kept = self.assembled is large
         if not kept and len(large) <= MAX_SPARE_PAYLOAD:
             self.spare[0] = large
 
@@ -299,15 +313,21 @@ class FrameReader:
             opcode = self.check_header(first, length)
             end = mask_start + 4 + length
             if available < end:
-                if length >= LARGE_PAYLOAD and available >= mask_start + 4:
+                if available < mask_start + 4:
+                    break
+                mask = bytes(buffer[mask_start : mask_start + 4])
+                if length >= LARGE_PAYLOAD:
                     # The rest of this payload goes straight into a buffer of its size.
                     self.large = self.payload_buffer(length)
                     self.large[: available - mask_start - 4] = buffer[mask_start + 4 : available]
                     self.large_filled = available - mask_start - 4
                     self.large_first = first
                     self.large_opcode = opcode
-                    self.large_mask = bytes(buffer[mask_start : mask_start + 4])
+                    self.large_mask = mask
                     position = available
+                    self.check_partial(self.large, 0, self.large_filled, first, opcode, mask)
+                elif available > mask_start + 4:
+                    self.check_partial(buffer, mask_start + 4, available - mask_start - 4, first, opcode, mask)
                 break
             mask = bytes(buffer[mask_start : mask_start + 4])
             payload = unmask_at(buffer, mask_start + 4, end - mask_start - 4, mask)
@@ -326,7 +346,10 @@ class FrameReader:
         what the message holds so far counts), then the rest.
         """
         opcode = first & 0x0F
-        if length > self.max_size - self.message_size:  # (not a sum: a 64-bit length would wrap in C)
+        room = self.max_size - self.message_size
+        if opcode == OP_CONTINUATION:
+            room -= FRAGMENT_COST
+        if room < 0 or length > room:  # (not a sum: a 64-bit length would wrap in C)
             raise WebSocketError(CLOSE_TOO_BIG, "Message over the size limit")
         if length >> 63:
             raise WebSocketError(CLOSE_PROTOCOL_ERROR, "Payload length with its top bit set")
@@ -346,21 +369,47 @@ class FrameReader:
                 raise WebSocketError(CLOSE_PROTOCOL_ERROR, "Continuation frame without a message")
         elif self.message_opcode:
             raise WebSocketError(CLOSE_PROTOCOL_ERROR, "New message before the last one ended")
-        if len(self.fragments) >= self.max_fragments:
-            raise WebSocketError(CLOSE_TOO_BIG, "Message in too many fragments")
         return opcode
+
+    def check_partial(self, source, start, count, first, opcode, mask):
+        """A text frame's first ``count`` payload bytes (masked, at ``source[start:]``) have come: check their UTF-8.
+
+        Invalid text then fails at the read that brought it, not when the
+        frame completes (Autobahn 6.4.3/6.4.4). Only the bytes not yet checked
+        are unmasked and decoded; the decoder continues from the message's.
+        """
+        if opcode == OP_CONTINUATION:
+            if self.message_opcode != OP_TEXT or self.message_compressed:
+                return
+        elif opcode != OP_TEXT or first & 0x40:
+            return
+        checked = self.partial_checked
+        if count <= checked:
+            return
+        if self.partial_decoder is None:
+            self.partial_decoder = codecs.getincrementaldecoder("utf-8")()
+            if opcode == OP_CONTINUATION:
+                self.partial_decoder.setstate(self.decoder.getstate())
+        turn = checked & 3  # (the mask continues where the checked bytes ended)
+        piece = unmask_at(source, start + checked, count - checked, mask[turn:] + mask[:turn])
+        self.partial_checked = count
+        try:
+            self.partial_decoder.decode(piece)
+        except UnicodeDecodeError:
+            raise WebSocketError(CLOSE_INVALID_DATA, "Text message is not UTF-8") from None
 
     def take_frame(self, first, opcode, payload, events):
         fin = first & 0x80
+        self.partial_decoder = None
+        self.partial_checked = 0
         if opcode >= OP_CLOSE:
             if opcode == OP_CLOSE:
                 code, reason = parse_close(payload)
-                if self.message_opcode:
-                    # The RFC lets control frames in between fragments; a close
-                    # there cuts a message short, which the websockets library
-                    # (uvicorn's default) refuses, and so does fastserve.
-                    raise WebSocketError(CLOSE_PROTOCOL_ERROR, "Close frame in the middle of a message")
+                # A close between a message's fragments (the RFC lets control
+                # frames in there) ends the connection; the unfinished message
+                # is dropped, as wsproto and Autobahn 7.1.5 have it.
                 self.closed = True
+                self.end_message()
                 events.append(("close", code, reason))
             elif opcode == OP_PING:
                 events.append(("ping", payload))
@@ -370,34 +419,50 @@ class FrameReader:
         if opcode != OP_CONTINUATION:
             self.message_opcode = opcode
             self.message_compressed = bool(first & 0x40)
-            if opcode == OP_TEXT and not fin:
+            if self.message_compressed:
+                payload = self.inflate(payload, fin)
+            if fin:  # a whole message in one frame: the common case, no assembling
+                self.message_opcode = 0
+                self.message_compressed = False
+                if opcode == OP_TEXT:
+                    # (The incremental decoder is some twenty times slower on a
+                    # bytearray, which a large payload is: see payload_view.)
+                    try:
+                        events.append(("text", payload.decode("utf-8")))
+                    except UnicodeDecodeError:
+                        raise WebSocketError(CLOSE_INVALID_DATA, "Text message is not UTF-8") from None
+                else:
+                    events.append(("bytes", bytes(payload)))
+                return
+            if opcode == OP_TEXT:
                 self.decoder = codecs.getincrementaldecoder("utf-8")()
-        if self.message_compressed:
-            payload = self.inflate(payload, fin)
+            # The first fragment starts the message's buffer (a large payload's
+            # own buffer is taken as it is).
+            self.assembled = payload if type(payload) is bytearray else bytearray(payload)
+            self.message_size = len(payload)
+        else:
+            if self.message_compressed:
+                payload = self.inflate(payload, fin)
+            self.assembled += payload
+            self.message_size += len(payload) + FRAGMENT_COST
         if self.message_opcode == OP_TEXT:
             try:
-                if fin and opcode == OP_TEXT:
-                    # A whole message in one frame. (The incremental decoder is
-                    # some twenty times slower on a bytearray, which a large
-                    # payload is: see payload_view.)
-                    self.fragments.append(payload.decode("utf-8"))
-                else:
-                    # Fails at the first invalid byte; a character cut at the end of a fragment waits.
-                    self.fragments.append(self.decoder.decode(bytes(payload), final=bool(fin)))
+                # Fails at the first invalid byte; a character cut at the end of a fragment waits.
+                self.decoder.decode(bytes(payload), final=bool(fin))
             except UnicodeDecodeError:
                 raise WebSocketError(CLOSE_INVALID_DATA, "Text message is not UTF-8") from None
-        else:
-            self.fragments.append(payload)
-        self.message_size += len(payload)
         if not fin:
             return
         if self.message_opcode == OP_TEXT:
-            events.append(("text", "".join(self.fragments)))
+            events.append(("text", self.assembled.decode("utf-8")))  # (checked above)
         else:
-            events.append(("bytes", b"".join(self.fragments)))
+            events.append(("bytes", bytes(self.assembled)))
+        self.end_message()
+
+    def end_message(self):
         self.message_opcode = 0
         self.message_compressed = False
-        self.fragments = []
+        self.assembled = None
         self.message_size = 0
         self.decoder = None
 

@@ -3,8 +3,8 @@
 ``WsprotoReader`` gives the events ``websocket_frames.FrameReader`` gives, so
 the one connection protocol serves both. wsproto has no message-size limit
 and inflates without bound; ``Limits`` is a wsproto extension that sees every
-frame header and payload first, and enforces the size limit and the fragment
-cap from the header, and permessage-deflate within the size limit (with
+frame header and payload first, and enforces the size limit (with each fragment's
+cost) from the header, and permessage-deflate within the size limit (with
 fastserve's own ``websocket_deflate``).
 """
 
@@ -18,11 +18,11 @@ from wsproto.extensions import Extension
 from wsproto.frame_protocol import CloseReason, Opcode, RsvBits
 
 from fastserve.protocols.websocket_deflate import MessageTooBig, PerMessageDeflate
-from fastserve.protocols.websocket_frames import DEFAULT_MAX_FRAGMENTS
+from fastserve.protocols.websocket_frames import FRAGMENT_COST
 
 
 class Limits(Extension):
-    """Size and fragment limits, and bounded inflating, inside wsproto's frame decoder."""
+    """The size limit (fragments counted), and bounded inflating, inside wsproto's frame decoder."""
 
     name = "fastserve-limits"
 
@@ -30,7 +30,6 @@ class Limits(Extension):
         self.max_size = max_size
         self.deflate = deflate
         self.message_size = 0
-        self.fragments = 0
         self.compressed = False
 
     def enabled(self) -> bool:
@@ -40,16 +39,15 @@ class Limits(Extension):
         return False  # (never offered: this extension is not negotiated)
 
     def frame_inbound_header(self, proto: Any, opcode: Opcode, rsv: RsvBits, payload_length: int) -> Any:
-        if self.message_size + payload_length > self.max_size:
+        # Each continuation frame costs the message FRAGMENT_COST beside its payload, as in FrameReader.
+        cost = FRAGMENT_COST if opcode is Opcode.CONTINUATION else 0
+        if self.message_size + cost + payload_length > self.max_size:
             return CloseReason.MESSAGE_TOO_BIG
         if opcode.iscontrol():
             return RsvBits(False, False, False)
         if opcode is Opcode.CONTINUATION:
-            if self.fragments >= DEFAULT_MAX_FRAGMENTS:
-                return CloseReason.MESSAGE_TOO_BIG
-            self.fragments += 1
+            self.message_size += cost
             return RsvBits(False, False, False)
-        self.fragments = 1
         self.compressed = bool(rsv.rsv1) and self.deflate is not None
         return RsvBits(self.compressed, False, False)
 
@@ -67,7 +65,6 @@ class Limits(Extension):
         result = self.inflate(b"", True) if self.compressed and fin else None
         if fin:
             self.message_size = 0
-            self.fragments = 0
         return result
 
     def inflate(self, data: bytes, fin: bool) -> Any:
@@ -120,9 +117,9 @@ class WsprotoReader:
                 if connection.state is ConnectionState.OPEN:
                     # wsproto reports a broken frame as a close with the code to answer with.
                     events.append(("error", int(event.code), event.reason or "protocol error"))
-                elif self.parts:
-                    events.append(("error", int(CloseReason.PROTOCOL_ERROR), "Close frame in the middle of a message"))
                 else:
+                    # (A close between a message's fragments drops the unfinished message, as in FrameReader.)
+                    self.parts = []
                     events.append(("close", int(event.code), event.reason or ""))
                 break
         return events

@@ -5,7 +5,8 @@ control frames in between, invalid bits, lengths, opcodes, close payloads and
 UTF-8, cut at random places) go to ``FrameReader`` and to websockets' sans-io
 ``Protocol`` (with a message assembler that decodes text fragment by
 fragment, as websockets' own connections do); the messages and the close code
-must be the same. Run as a module for long runs:
+must be the same. Where fastserve departs from websockets on purpose (a close
+between fragments is answered, not refused), the reference says so. Run as a module for long runs:
 
     python -m tests.fuzz.websocket_differential --count 100000 --seed 1
 """
@@ -21,6 +22,7 @@ from websockets.frames import Close, Opcode
 from websockets.protocol import Protocol, Side
 
 from fastserve.protocols.websocket_codec import FrameReader
+from fastserve.protocols.websocket_frames import FRAGMENT_COST
 
 MAX_SIZE = 4096
 TEXTS = ["", "a", "héllo", "日本語", "\U0001f600", "x" * 130]
@@ -66,8 +68,11 @@ def generate(rng: random.Random) -> bytes:
             parts = rng.randrange(1, 4)
             cuts = sorted(rng.randrange(len(data) + 1) for _ in range(parts - 1))
             pieces = [data[start:end] for start, end in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+            # Sometimes the message is left unfinished: what follows comes between its fragments.
+            unfinished = rng.random() < 0.1
             for index, piece in enumerate(pieces):
-                frames.append(frame(rng, opcode if index == 0 else Opcode.CONT, piece, index == len(pieces) - 1))
+                last = index == len(pieces) - 1
+                frames.append(frame(rng, opcode if index == 0 else Opcode.CONT, piece, last and not unfinished))
                 if rng.random() < 0.2:
                     frames.append(frame(rng, Opcode.PING, b"p"))
         elif kind < 0.65:
@@ -99,8 +104,17 @@ def ours(stream: bytes, cuts: list[int]) -> tuple[list, int | None]:
     return events, None
 
 
+class CostedProtocol(Protocol):
+    """websockets' Protocol, each continuation frame costing FRAGMENT_COST against the limit as in fastserve."""
+
+    def recv_frame(self, frame) -> None:
+        super().recv_frame(frame)
+        if frame.opcode is Opcode.CONT and self.current_size is not None:
+            self.current_size += FRAGMENT_COST
+
+
 def reference(stream: bytes, padding: bytes = b"") -> tuple[list, int | None]:
-    protocol = Protocol(Side.SERVER, max_size=MAX_SIZE)
+    protocol = CostedProtocol(Side.SERVER, max_size=MAX_SIZE)
     protocol.receive_data(stream + padding)
     events: list = []
     decoder = None
@@ -128,9 +142,19 @@ def reference(stream: bytes, padding: bytes = b"") -> tuple[list, int | None]:
             fragments.append(received.data)
         if received.fin:
             events.append(("text", "".join(fragments)) if text else ("bytes", b"".join(fragments)))
+    if in_message(protocol) and protocol.close_rcvd is not None:
+        # websockets refuses a close between a message's fragments (1002);
+        # fastserve answers it, as wsproto and Autobahn 7.1.5 have it.
+        events.append(("close", protocol.close_rcvd.code, protocol.close_rcvd.reason))
+        return events, None
     if protocol.close_sent is not None:
         return events, protocol.close_sent.code
     return events, None
+
+
+def in_message(protocol: Protocol) -> bool:
+    """Whether websockets stopped at a close frame that came between a message's fragments."""
+    return str(getattr(protocol, "parser_exc", "")) == "incomplete fragmented message"
 
 
 def disagreement(rng: random.Random) -> str | None:
