@@ -26,6 +26,15 @@ async def counting_upload(scope, receive, send):
     await send({"type": "http.response.body", "body": body})
 
 
+async def read_then_plaintext(scope, receive, send):
+    """Reads the whole body, then answers as plaintext does (the conformance runs: see bench/h2spec.py)."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body", False):
+        pass
+    await plaintext(scope, receive, send)
+
+
 DOWNLOAD_CHUNK = b"d" * 65536
 DOWNLOAD_CHUNKS = 1024  # 64 MiB
 

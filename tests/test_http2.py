@@ -886,6 +886,24 @@ def test_garbage_frames_after_the_preface_end_the_connection_with_goaway(serve, 
     assert served == "hello"
 
 
+def test_headers_on_a_lower_stream_id_never_used_is_a_protocol_error(serve):
+    """RFC 9113 5.1.1 (h2spec 5.1.1/2): stream 5 opened, then HEADERS on stream 3, which was never used.
+    libnghttp2 alone ignores the frame; both engines end the connection with GOAWAY PROTOCOL_ERROR (the
+    keep-alive timeout is long, so an idle close cannot pass for it)."""
+    with serve(hello, timeout_keep_alive=30) as server:
+        client = H2Client(server.host, server.port)
+        request = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a.test"), (b":path", b"/")]
+        for stream_id in (5, 3):
+            frame = hyperframe.frame.HeadersFrame(stream_id, flags=["END_HEADERS", "END_STREAM"])
+            frame.data = client.conn.encoder.encode(request)
+            client.sock.sendall(frame.serialize())
+        frames = client.frames_until_closed(timeout=10)
+        client.close()
+    goaways = [frame for frame in frames if isinstance(frame, hyperframe.frame.GoAwayFrame)]
+    assert [CODES(frame.error_code) for frame in goaways] == [CODES.PROTOCOL_ERROR]
+    assert not [frame for frame in frames if frame.stream_id == 3]
+
+
 @pytest.mark.parametrize("over_tls", [False, True], ids=["h2c", "tls"])
 def test_client_end_of_input_closes_the_connection_quietly(serve, ca, server_files, over_tls, caplog):
     """An end of input without GOAWAY is the client gone: the connection closes, and nothing is logged as an error."""

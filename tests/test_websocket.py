@@ -201,6 +201,32 @@ def test_handover_keeps_the_bytes_after_the_handshake_and_answers_pipelined_requ
         assert closed_after(sock)[0] == b""
 
 
+def test_a_frame_sent_before_the_app_accepts_is_delivered_after(serve_ws):
+    # The client does not wait for the 101: its first frame comes while the app has not answered.
+    may_accept = threading.Event()
+
+    async def slow_accept(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await asyncio.get_running_loop().run_in_executor(None, may_accept.wait, 10)
+        await send({"type": "websocket.accept"})
+        message = await receive()
+        await send({"type": "websocket.send", "text": message["text"]})
+        EVENTS.append(await receive())
+
+    with serve_ws(slow_accept) as server:
+        sock = server.connect()
+        sock.sendall(handshake_request())
+        sock.sendall(client_frame(OP_TEXT, b"early"))
+        may_accept.set()
+        head = recv_until(sock, b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101 "), head
+        PENDING[sock] = head.partition(b"\r\n\r\n")[2]
+        assert read_frame(sock) == (OP_TEXT, b"early")
+        sock.sendall(client_frame(OP_CLOSE, struct.pack("!H", 1000)))
+        assert read_frame(sock)[0] == OP_CLOSE
+    assert EVENTS == [{"type": "websocket.disconnect", "code": 1000, "reason": ""}]
+
+
 def test_the_scope(serve_ws):
     scopes = []
 

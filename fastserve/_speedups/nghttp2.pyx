@@ -38,6 +38,8 @@ cdef extern from "nghttp2/nghttp2.h":
         pass
     ctypedef struct nghttp2_option:
         pass
+    ctypedef struct nghttp2_stream:
+        pass
 
     ctypedef struct nghttp2_frame_hd:
         size_t length
@@ -186,6 +188,7 @@ cdef extern from "nghttp2/nghttp2.h":
     uint32_t nghttp2_session_get_remote_settings(nghttp2_session *session, int id)
     int nghttp2_session_resume_data(nghttp2_session *session, int32_t stream_id)
     int nghttp2_session_get_stream_remote_close(nghttp2_session *session, int32_t stream_id)
+    nghttp2_stream *nghttp2_session_find_stream(nghttp2_session *session, int32_t stream_id)
     const char *nghttp2_strerror(int lib_error_code)
 
 
@@ -218,6 +221,8 @@ cdef class NGHTTP2Engine:
     cdef public bint goaway_sent
     cdef object failure  # what a callback raised, re-raised by feed
     cdef set reset_when_sent  # streams to reset (NO_ERROR) once their response has left: see reset
+    cdef int32_t highest_stream  # the highest stream id a client's HEADERS has named
+    cdef dict recently_closed  # the last RECENTLY_CLOSED streams closed (ids, oldest first): see on_begin_frame
 
     def __cinit__(self, settings):
         cdef nghttp2_session_callbacks *callbacks
@@ -254,6 +259,8 @@ cdef class NGHTTP2Engine:
         self.goaway_sent = False
         self.failure = None
         self.reset_when_sent = set()
+        self.highest_stream = 0
+        self.recently_closed = {}
 
     def __dealloc__(self):
         if self.session is not NULL:
@@ -297,7 +304,7 @@ cdef class NGHTTP2Engine:
         if self.failure is not None:
             failure, self.failure = self.failure, None
             if isinstance(failure, ConnectionError_):
-                self.goaway(ENHANCE_YOUR_CALM)
+                self.goaway(failure.error_code)
             raise failure
         if result < 0:
             nghttp2_session_terminate_session(self.session, PROTOCOL_ERROR)
@@ -436,6 +443,10 @@ cdef inline void check(int result) except *:
 # libnghttp2's C frames: what a callback raises is kept, the callback fails,
 # and feed or output raise it.
 
+# How many closed streams the engine remembers as closed, not unknown (h2 remembers more; any bound will do).
+cdef Py_ssize_t RECENTLY_CLOSED = 1024
+
+
 cdef int failed(NGHTTP2Engine engine, exc) noexcept:
     engine.failure = exc
     return NGHTTP2_ERR_CALLBACK_FAILURE
@@ -446,6 +457,20 @@ cdef int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, vo
     if hd.type == HEADERS_FRAME or hd.type == CONTINUATION_FRAME:
         try:
             engine.meter.frame(hd.type, hd.flags, hd.length)
+            if hd.type == HEADERS_FRAME and hd.stream_id & 1:
+                if hd.stream_id > engine.highest_stream:
+                    engine.highest_stream = hd.stream_id
+                elif (
+                    nghttp2_session_find_stream(session, hd.stream_id) == NULL
+                    and hd.stream_id not in engine.recently_closed
+                ):
+                    # A stream id lower than one already used, on no stream there was
+                    # (or one closed long ago): RFC 9113 5.1.1 wants a connection error,
+                    # which libnghttp2 leaves out (it ignores the frame). h2 does the same
+                    # with the streams it remembers closing.
+                    return failed(engine, ConnectionError_(
+                        f"HEADERS on stream {hd.stream_id}, lower than stream {engine.highest_stream}",
+                        PROTOCOL_ERROR))
         except BaseException as exc:
             return failed(engine, exc)
     return 0
@@ -528,6 +553,10 @@ cdef int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t e
     try:
         engine.outbound.pop(stream_id, None)
         engine.reset_when_sent.discard(stream_id)
+        # A late frame on a stream just closed (trailers crossing our RST_STREAM) is no error.
+        engine.recently_closed[stream_id] = None
+        if len(engine.recently_closed) > RECENTLY_CLOSED:
+            del engine.recently_closed[next(iter(engine.recently_closed))]
     except BaseException as exc:
         return failed(engine, exc)
     return 0

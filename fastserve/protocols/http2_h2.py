@@ -52,7 +52,15 @@ GOAWAY_FRAME_HEADER = b"\x00\x00\x08\x07\x00\x00\x00\x00\x00"
 
 
 class ConnectionError_(Exception):
-    """The client broke the protocol: the engine has queued its GOAWAY; the connection closes."""
+    """The client broke the protocol: the engine has queued its GOAWAY; the connection closes.
+
+    Raised from inside the libnghttp2 engine's callbacks, ``error_code`` is the
+    GOAWAY's code (ENHANCE_YOUR_CALM for a limit, PROTOCOL_ERROR for a rule).
+    """
+
+    def __init__(self, message: str, error_code: int = ENHANCE_YOUR_CALM) -> None:
+        super().__init__(message)
+        self.error_code = error_code
 
 
 class HeaderBlockMeter:
