@@ -1,6 +1,7 @@
 """Builds the Cython hot path; without Cython or a C compiler, installs pure Python.
 
 ``fastserve/protocols/http1.py`` is compiled into ``fastserve._speedups.http1``,
+``fastserve/protocols/cycle.py`` (the app call every protocol shares) into ``fastserve._speedups.cycle``,
 ``fastserve/protocols/websocket_frames.py`` and ``websocket.py`` into
 ``fastserve._speedups.websocket_frames`` and ``.websocket``, ``fastserve/protocols/http2.py``
 (the HTTP/2 stream layer) into ``fastserve._speedups.http2``, ``fastserve/state.py`` into
@@ -24,6 +25,7 @@ from setuptools.command.build_ext import build_ext
 
 COMPILED = [
     ("fastserve._speedups.state", "fastserve/state.py"),
+    ("fastserve._speedups.cycle", "fastserve/protocols/cycle.py"),
     ("fastserve._speedups.http1", "fastserve/protocols/http1.py"),
     ("fastserve._speedups.websocket_frames", "fastserve/protocols/websocket_frames.py"),
     ("fastserve._speedups.websocket", "fastserve/protocols/websocket.py"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import types
 
 import httpx
 import pytest
@@ -120,7 +121,8 @@ def test_header_line_cache_is_bounded():
     from fastserve.protocols import python_http1 as http1
 
     def start(value):
-        cycle = http1.RequestCycle(None, {"method": "GET"}, True, True, False, False)
+        no_connection = types.SimpleNamespace(state=None)  # (start_response touches neither)
+        cycle = http1.RequestCycle(no_connection, {"method": "GET"}, True, True, False, False)
         cycle.start_response({"type": "http.response.start", "status": 200, "headers": [(b"x-id", value)]})
 
     saved = dict(http1.HEADER_LINES)

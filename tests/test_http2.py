@@ -345,6 +345,51 @@ class Slow:
         return client, stream, stopper
 
 
+def test_limit_concurrency_answers_503_on_a_stream(serve):
+    """Admission is the same on every protocol (cycle.AppCycle): at --limit-concurrency a stream gets 503."""
+    slow = Slow()
+    with serve(slow, limit_concurrency=1) as server:
+        busy = H2Client(server.host, server.port)
+        first = busy.request("/")
+        assert slow.entered.wait(5)
+        with h2c_client() as other:
+            assert other.get(server.url("/")).status_code == 503
+        slow.release.set()
+        assert busy.response(first)[1] == b"finished"
+        busy.close()
+        with h2c_client() as other:
+            assert other.get(server.url("/")).status_code == 200
+
+
+def test_access_line_names_the_client_a_trusted_proxy_gives(serve, caplog):
+    caplog.set_level(logging.INFO, logger="fastserve.access")
+    with serve(hello, forwarded_allow_ips="127.0.0.1") as server, h2c_client() as client:
+        assert client.get(server.url("/p"), headers={"X-Forwarded-For": "203.0.113.5"}).text == "hello"
+    lines = [record.getMessage() for record in caplog.records if record.name == "fastserve.access"]
+    assert lines == ['203.0.113.5:0 - "GET /p HTTP/2" 200'], lines
+
+
+def test_a_disconnect_message_the_app_changes_is_not_the_next_ones(serve):
+    """Every receive() after the end gets a fresh http.disconnect: one app's change never reaches another."""
+    seen = []
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+        message = await receive()
+        while message["type"] != "http.disconnect":
+            message = await receive()
+        seen.append(dict(message))
+        message["type"] = "changed by the app"
+        message["extra"] = True
+
+    with serve(app) as server, h2c_client() as client:
+        for count in (1, 2):
+            assert client.get(server.url("/")).text == "ok"
+            wait_for(lambda count=count: len(seen) == count)
+    assert seen == [{"type": "http.disconnect"}, {"type": "http.disconnect"}]
+
+
 def test_graceful_shutdown_sends_goaway_and_finishes_streams(serve):
     slow = Slow()
     with serve(slow) as server:

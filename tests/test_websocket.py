@@ -13,6 +13,7 @@ import threading
 import zlib
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI, WebSocket
 from starlette.applications import Starlette
@@ -225,6 +226,31 @@ def test_a_frame_sent_before_the_app_accepts_is_delivered_after(serve_ws):
         sock.sendall(client_frame(OP_CLOSE, struct.pack("!H", 1000)))
         assert read_frame(sock)[0] == OP_CLOSE
     assert EVENTS == [{"type": "websocket.disconnect", "code": 1000, "reason": ""}]
+
+
+def test_a_session_counts_against_limit_concurrency(serve_ws):
+    """A WebSocket session is an app call like a request (cycle.AppCycle): at --limit-concurrency 1, while
+    one is open, an HTTP request and a second handshake get 503; once it has closed, both are served."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+            await send({"type": "http.response.body", "body": b"ok"})
+            return
+        await echo(scope, receive, send)
+
+    with serve_ws(app, limit_concurrency=1) as server:
+        session = open_raw(server)
+        assert httpx.get(server.url("/")).status_code == 503
+        refused = server.connect()
+        refused.sendall(handshake_request())
+        assert recv_until(refused, b"\r\n\r\n").startswith(b"HTTP/1.1 503 ")
+        refused.close()
+        session.sendall(client_frame(OP_CLOSE, struct.pack("!H", 1000)))
+        assert read_frame(session)[0] == OP_CLOSE
+        wait_for(lambda: server.state.in_flight == 0)
+        assert httpx.get(server.url("/")).status_code == 200
+        open_raw(server).close()
 
 
 def test_the_scope(serve_ws):

@@ -5,9 +5,10 @@
 cimport cython
 
 from fastserve._speedups.state cimport ServerState
+from fastserve._speedups cimport cycle as app_cycle
 
 
-cdef class RequestCycle
+cdef class RequestCycle(app_cycle.AppCycle)
 
 # Module globals the hot path reads, typed so that lookups are C calls.
 cdef dict KNOWN_METHODS
@@ -23,7 +24,6 @@ cdef dict RESPONSE_EXTENSIONS_11
 cdef bytes LAST_CHUNK
 cdef tuple NO_FRAMING
 cdef str TASK_NAME
-cdef bint EAGER_TASKS
 cdef int FRAGMENT_BYTE
 cdef int ESCAPE_BYTE
 cdef frozenset FORWARDING_HEADER_NAMES
@@ -147,9 +147,8 @@ cdef class HTTP1Protocol:
     cpdef flush(self)
 
 
-cdef class RequestCycle:
+cdef class RequestCycle(app_cycle.AppCycle):
     cdef public HTTP1Protocol conn
-    cdef public dict scope
     cdef public bint http11
     cdef public bint keep_alive
     cdef public bint expect_continue
@@ -160,11 +159,7 @@ cdef class RequestCycle:
     cdef public bint body_delivered
     cdef public int body_error
     cdef public object waiter
-    cdef public object task
-    cdef public bint running
-    cdef public bint started
     cdef public bint head_sent
-    cdef public bint complete
     cdef public int status
     cdef public list head
     cdef public bint app_chunked
@@ -175,7 +170,6 @@ cdef class RequestCycle:
     cdef public bint no_body
     cdef public Py_ssize_t content_length
     cdef public Py_ssize_t bytes_sent
-    cdef public double started_at
     cdef public object response_headers
     cdef public bint trailers
     cdef public bint accepts_trailers
@@ -184,6 +178,7 @@ cdef class RequestCycle:
     cdef public list trailer_lines
 
     cpdef wake(self)
+    cpdef bint client_gone(self)
     cpdef abort(self, int status)
     cpdef dict take_body(self)
     cpdef write_body(self, bytes body, bint more_body)

@@ -7,15 +7,14 @@
 cimport cython
 
 from fastserve._speedups.state cimport ServerState
+from fastserve._speedups cimport cycle as app_cycle
 
 
-cdef class Stream
+cdef class Stream(app_cycle.AppCycle)
 
 cdef int DATA, END, GOAWAY, HEADERS, PING_ACK, RESET, WINDOW
 cdef str TASK_NAME
-cdef bint EAGER_TASKS
 cdef dict ASGI_VERSION
-cdef dict DISCONNECT
 cdef frozenset CONNECTION_SPECIFIC
 cdef frozenset NO_BODY_STATUSES
 cdef dict RESPONSE_EXTENSIONS
@@ -86,11 +85,9 @@ cdef class HTTP2Protocol:
     cpdef flush(self)
 
 
-cdef class Stream:
+cdef class Stream(app_cycle.AppCycle):
     cdef public HTTP2Protocol conn
     cdef public int stream_id
-    cdef public dict scope
-    cdef public object task
     cdef public list body
     cdef public Py_ssize_t body_credit
     cdef public bint body_complete
@@ -98,16 +95,13 @@ cdef class Stream:
     cdef public object waiter
     cdef public bint gone
     cdef public double stalled_at
-    cdef public bint started
     cdef public bint head_sent
-    cdef public bint complete
     cdef public int status
     cdef public list response_headers
     cdef public bint no_body
     cdef public bint trailers
     cdef public bint awaiting_trailers
     cdef public Py_ssize_t bytes_sent
-    cdef public double started_at
 
     cpdef wake(self)
     cpdef body_received(self, bytes data, Py_ssize_t credit, bint ended)
@@ -120,5 +114,7 @@ cdef class Stream:
     cpdef start_response(self, message)
     cpdef early_hint(self, message)
     cpdef finish(self)
+    cpdef bint client_gone(self)
+    cpdef app_done(self)
     cpdef abort(self, int status)
     cpdef answer_error(self, int status)

@@ -4,6 +4,8 @@
 
 cimport cython
 
+from fastserve._speedups cimport cycle as app_cycle
+
 cdef int CONNECTING, RESPONDING, OPEN, CLOSING, CLOSED
 cdef int OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG
 cdef int CLOSE_ABNORMAL, CLOSE_INTERNAL_ERROR, CLOSE_NO_STATUS, CLOSE_NORMAL, CLOSE_SERVICE_RESTART
@@ -11,10 +13,8 @@ cdef double CLOSE_TIMEOUT
 cdef Py_ssize_t ZERO_COPY_MESSAGE
 
 
-cdef class WebSocketProtocol:
-    cdef public object state
+cdef class WebSocketProtocol(app_cycle.AppCycle):
     cdef public object settings
-    cdef public dict scope
     cdef public object handshake
     cdef public str client_label
     cdef public object transport
@@ -30,12 +30,10 @@ cdef class WebSocketProtocol:
     cdef public bint read_paused
     cdef public bint write_paused
     cdef public bint closed
-    cdef public object task
     cdef public double deadline
     cdef public bytes ping_payload
     cdef public int status
     cdef public Py_ssize_t bytes_sent
-    cdef public double started_at
     cdef public list denial_head
     cdef public bint denial_chunked
     cdef public Py_ssize_t denial_length
@@ -61,6 +59,8 @@ cdef class WebSocketProtocol:
     cpdef close(self)
     cpdef write(self, bytes data)
     cpdef write_frame(self, int opcode, bytes payload)
+    cpdef app_raised(self, exc)
+    cpdef app_returned(self)
     cpdef app_failed(self, str reason)
     @cython.locals(payload=bytes, header=bytes)
     cpdef send_message(self, message)

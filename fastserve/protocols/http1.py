@@ -13,13 +13,10 @@ syntax (framing conflicts, limits, versions, keep-alive) is enforced here, so
 both parsers are held to it.
 """
 
-import asyncio
 import base64
 import logging
 import os
 import re
-import sys
-from asyncio import Task
 from http import HTTPStatus
 from time import perf_counter
 
@@ -29,7 +26,6 @@ from fastserve.access_log import UNPARSED_SCOPE, log_access, log_exchange
 from fastserve.asgi import (
     HEADER_KEYS,
     HEADER_VALUE_FORBIDDEN,
-    asgi_version,
     body_bytes,
     check_header_value,
     decode_path,
@@ -40,13 +36,14 @@ from fastserve.asgi import (
     header_key,
     header_pair,
     is_token,
-    log_app_failure,
     request_header_key,
     split_target,
     trailer_line,
     validate_status,
 )
 from fastserve.errors import ASGIMessageError, ClientDisconnected, PipelineFull, ProtocolSwitch, RequestError
+from fastserve.protocols import cycle as app_cycle
+from fastserve.protocols.cycle import ASGI_VERSION, NO_BODY_STATUSES, RESPONSE_EXTENSIONS, TASK_NAME
 from fastserve.protocols.h11_parser import ExtensionMethodParser, H11Parser, request_start
 from fastserve.protocols.websocket import websocket_scope
 from fastserve.protocols.websocket_handshake import HandshakeError, check_handshake, names_token, names_websocket
@@ -112,15 +109,10 @@ BASE64URL = re.compile(rb"[A-Za-z0-9_-]*")
 NO_FRAMING = ()
 # The ASGI response extensions every request is offered (early hints on HTTP/1.1
 # only: an HTTP/1.0 client may not expect an informational response).
-RESPONSE_EXTENSIONS_10 = {"http.response.trailers": {}, "http.response.pathsend": {}, "http.response.zerocopysend": {}}
-RESPONSE_EXTENSIONS_11 = {**RESPONSE_EXTENSIONS_10, "http.response.early_hint": {}}
-ASGI_VERSION = asgi_version()  # copied into every scope
-TASK_NAME = "fastserve.request"
-# Tasks that take their first step at once (Python 3.12+; see start_cycle).
-EAGER_TASKS = sys.version_info >= (3, 12)
+RESPONSE_EXTENSIONS_11 = dict(RESPONSE_EXTENSIONS)
+RESPONSE_EXTENSIONS_10 = {name: {} for name in RESPONSE_EXTENSIONS if name != "http.response.early_hint"}
 FRAGMENT_BYTE = ord("#")
 ESCAPE_BYTE = ord("%")
-NO_BODY_STATUSES = frozenset({204, 304})
 _STATUS_LINES = {
     status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode("ascii")) for status in HTTPStatus
 }
@@ -1013,37 +1005,11 @@ class HTTP1Protocol:
         cycle_done) waits for the loop: started at once, a batch of requests
         whose apps never wait would nest one inside another.
         """
-        state = self.state
-        if state.access_format is not None:
+        if self.state.access_format is not None:
             cycle.started_at = perf_counter()
-        if state.limit_concurrency and state.in_flight >= state.limit_concurrency:
+        if not cycle.start_app(eager, self.plain_tasks, TASK_NAME):
             cycle.complete = True
             self.send_error(503, cycle)
-            return
-        state.in_flight += 1
-        state.requests_started += 1
-        if state.requests_started == state.max_requests:
-            state.on_max_requests()
-        # Each request runs in a fresh copy of the server's context, never in a
-        # copy of the request before it (a pipelined request starts from there).
-        # The cycle takes its task out of state.tasks when the app returns:
-        # cheaper than a done callback, which costs a loop iteration.
-        coro = cycle.run(state.app)
-        context = state.context.copy()
-        loop = state.loop
-        if not self.plain_tasks:
-            task = loop.create_task(coro, context=context)
-        elif eager and EAGER_TASKS:
-            # The app's first step runs now, not on the loop's next iteration:
-            # an app that does not wait has answered when the Task returns.
-            # (Named here: a Task without a name formats "Task-<n>" for every request.)
-            task = Task(coro, loop=loop, context=context, name=TASK_NAME, eager_start=True)
-            if task.done():
-                return
-        else:
-            task = Task(coro, loop=loop, context=context, name=TASK_NAME)
-        cycle.task = task
-        state.tasks.add(task)
 
     def cycle_done(self, cycle):
         """The response of ``cycle`` is complete: go on with the connection."""
@@ -1335,11 +1301,12 @@ class HTTP1Protocol:
         )
 
 
-class RequestCycle:
-    """One request and its response: the ``receive`` and ``send`` an app gets."""
+class RequestCycle(app_cycle.AppCycle):
+    """One request and its response: the ``receive`` and ``send`` an app gets (the app call: app_cycle.AppCycle)."""
 
     def __init__(self, conn, scope, http11, keep_alive, expect_continue, accepts_trailers):
         self.conn = conn
+        self.state = conn.state
         self.scope = scope
         self.http11 = http11
         self.keep_alive = keep_alive
@@ -1381,26 +1348,9 @@ class RequestCycle:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def run(self, app):
-        conn = self.conn
-        self.running = True
-        try:
-            await app(self.scope, self.receive, self.send)
-        except (Exception, asyncio.CancelledError) as exc:
-            log_app_failure(exc, conn.closed, self.scope["path"])
-            self.abort(500)
-        else:
-            if not self.complete:
-                # After http.disconnect (client gone, or its body broken) there
-                # is nobody to answer; otherwise returning early is an app bug.
-                if not conn.closed and not self.body_error:
-                    what = "completing" if self.started else "starting"
-                    error_logger.error("ASGI callable returned without %s the response", what)
-                self.abort(500)
-        finally:
-            conn.state.in_flight -= 1
-            conn.state.tasks.discard(self.task)
-            self.task = None
+    def client_gone(self):
+        # (After http.disconnect, for a client gone or a body broken, nobody waits for the answer.)
+        return self.conn.closed or self.body_error != 0
 
     def abort(self, status):
         """End a cycle that went wrong: an error response if nothing was sent, else a close."""

@@ -14,15 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
-from asyncio import Task
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, ClassVar
 
 from fastserve.access_log import log_exchange
 from fastserve.asgi import (
-    asgi_version,
     body_bytes,
     check_header_value,
     check_trailer,
@@ -30,12 +27,13 @@ from fastserve.asgi import (
     error_body,
     header_key,
     header_pair,
-    log_app_failure,
     split_target,
     validate_status,
 )
 from fastserve.errors import ASGIMessageError, ClientDisconnected, RequestError
+from fastserve.protocols import cycle as app_cycle
 from fastserve.protocols import http2_h2
+from fastserve.protocols.cycle import ASGI_VERSION, NO_BODY_STATUSES, RESPONSE_EXTENSIONS, TASK_NAME
 from fastserve.protocols.http2_h2 import DATA, END, GOAWAY, HEADERS, PING_ACK, RESET, WINDOW
 from fastserve.proxy import FORWARDING_HEADER_NAMES
 from fastserve.sendfile import file_size, path_to_send, read_chunk, zero_copy_region
@@ -56,21 +54,9 @@ def _load_compiled_engine() -> Any:
 
 COMPILED_ENGINE = _load_compiled_engine()
 
-TASK_NAME = "fastserve.request"
-# Tasks that take their first step at once (Python 3.12+; see start_stream).
-EAGER_TASKS = sys.version_info >= (3, 12)
-ASGI_VERSION = asgi_version()
-DISCONNECT = {"type": "http.disconnect"}
 # Connection-specific fields (RFC 9113 8.2.2): a request carrying one is
 # malformed (the engine refuses it); in a response they are dropped.
 CONNECTION_SPECIFIC = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"))
-NO_BODY_STATUSES = frozenset({204, 304})
-RESPONSE_EXTENSIONS = {
-    "http.response.trailers": {},
-    "http.response.early_hint": {},
-    "http.response.pathsend": {},
-    "http.response.zerocopysend": {},
-}
 # The connection's receive window: what the apps of all its streams may have
 # received and not yet read, at most (each stream's is the initial window).
 CONNECTION_WINDOW = 1024 * 1024
@@ -375,29 +361,11 @@ class HTTP2Protocol:
         self.streams[stream.stream_id] = stream
         self.deadline = 0.0
         stream.scope = scope
-        state = self.state
         stream.started_at = perf_counter()
-        if state.limit_concurrency and state.in_flight >= state.limit_concurrency:
-            stream.answer_error(503)
-            return
-        state.in_flight += 1
         self.running += 1
-        state.requests_started += 1
-        if state.requests_started == state.max_requests:
-            state.on_max_requests()
-        coro = stream.run(state.app)
-        context = state.context.copy()
-        loop = state.loop
-        if EAGER_TASKS and self.plain_tasks:
-            # The app's first step runs now: an app that does not wait has
-            # answered when the Task returns, with no trip through the loop.
-            task = Task(coro, loop=loop, context=context, name=TASK_NAME, eager_start=True)
-            if task.done():
-                return
-        else:
-            task = loop.create_task(coro, context=context, name=TASK_NAME)
-        stream.task = task
-        state.tasks.add(task)
+        if not stream.start_app(True, self.plain_tasks, TASK_NAME):
+            self.running -= 1
+            stream.answer_error(503)
 
     def stream_done(self, stream: Stream) -> None:
         """The stream's response is complete (or the stream gone)."""
@@ -584,11 +552,13 @@ class HTTP2Protocol:
             self.transport.write(data)
 
 
-class Stream:
-    """One request and its response on an HTTP/2 connection: the ``receive`` and ``send`` an app gets."""
+class Stream(app_cycle.AppCycle):
+    """One request and its response on an HTTP/2 connection: the ``receive`` and ``send`` an app gets
+    (the app call: app_cycle.AppCycle)."""
 
     def __init__(self, conn: HTTP2Protocol, stream_id: int, body_complete: bool) -> None:
         self.conn = conn
+        self.state = conn.state
         self.stream_id = stream_id
         self.scope: dict[str, Any] = {}
         self.task: asyncio.Task[None] | None = None
@@ -654,29 +624,17 @@ class Stream:
 
     # The app's side ---------------------------------------------------------
 
-    async def run(self, app: Any) -> None:
-        conn = self.conn
-        try:
-            await app(self.scope, self.receive, self.send)
-        except (Exception, asyncio.CancelledError) as exc:
-            log_app_failure(exc, self.gone, self.scope["path"])
-            self.abort(500)
-        else:
-            if not self.complete:
-                if not self.gone:
-                    what = "completing" if self.started else "starting"
-                    error_logger.error("ASGI callable returned without %s the response", what)
-                self.abort(500)
-        finally:
-            conn.running -= 1
-            conn.state.in_flight -= 1
-            conn.state.tasks.discard(self.task)
-            self.task = None
+    def client_gone(self) -> bool:
+        return self.gone
+
+    def app_done(self) -> None:
+        self.conn.running -= 1
+        app_cycle.AppCycle.app_done(self)
 
     async def receive(self) -> dict[str, Any]:
         while True:
             if self.gone or self.complete:
-                return DISCONNECT
+                return {"type": "http.disconnect"}  # (a new dict each time: an app may change it)
             if self.body:
                 return self.take_body()
             if self.body_complete and not self.body_delivered:

@@ -39,6 +39,7 @@ from fastserve.asgi import (
     validate_status,
 )
 from fastserve.errors import ASGIMessageError, ClientDisconnected
+from fastserve.protocols import cycle as app_cycle
 from fastserve.protocols import websocket_deflate
 from fastserve.protocols.websocket_codec import (
     FrameReader,
@@ -123,8 +124,9 @@ def websocket_scope(scope: dict[str, Any], handshake: Handshake, tls: dict[str, 
     return scope
 
 
-class WebSocketProtocol:
-    """One WebSocket connection, from the handshake request to the close."""
+class WebSocketProtocol(app_cycle.AppCycle):
+    """One WebSocket connection, from the handshake request to the close (the app call: app_cycle.AppCycle,
+    whose epilogue it overrides: a session ends in phases, not with a response)."""
 
     def __init__(self, state: Any, scope: dict[str, Any], handshake: Handshake, client_label: str) -> None:
         self.state = state
@@ -170,9 +172,10 @@ class WebSocketProtocol:
         self.read_paused = read_paused
         self.reader = self.settings.reader(self.deflate)
         self.state.connections.add(self)
-        loop = self.state.loop
-        self.task = loop.create_task(self.run(self.state.app), context=self.state.context.copy(), name=TASK_NAME)
-        self.state.tasks.add(self.task)
+        if not self.start_app(False, False, TASK_NAME):
+            # --limit-concurrency counts sessions as it counts requests: at the limit, 503.
+            self.refuse_handshake(503)
+            return
         if early_bytes:
             self.data_received(early_bytes)
         if not self.closed and self.read_paused and len(self.messages) < self.settings.max_queue:
@@ -403,26 +406,22 @@ class WebSocketProtocol:
 
     # The ASGI application --------------------------------------------------
 
-    async def run(self, app: Any) -> None:
-        try:
-            await app(self.scope, self.receive, self.send)
-        except asyncio.CancelledError:
+    def app_raised(self, exc: BaseException) -> None:
+        if isinstance(exc, asyncio.CancelledError):
             self.app_failed("cancelled at shutdown")
-        except Exception as exc:
-            log_app_failure(exc, self.closed, self.scope["path"])
-            self.app_failed("")
-        else:
-            if self.phase == CONNECTING:
-                error_logger.error("ASGI callable returned without accepting or refusing the WebSocket")
-                self.refuse_handshake(500)
-            elif self.phase == RESPONDING:
-                error_logger.error("ASGI callable returned without completing the WebSocket denial response")
-                self.close()
-            elif self.phase == OPEN:
-                self.start_closing(CLOSE_NORMAL, "")
-        finally:
-            self.state.tasks.discard(self.task)
-            self.task = None
+            return
+        log_app_failure(exc, self.closed, self.scope["path"])
+        self.app_failed("")
+
+    def app_returned(self) -> None:
+        if self.phase == CONNECTING:
+            error_logger.error("ASGI callable returned without accepting or refusing the WebSocket")
+            self.refuse_handshake(500)
+        elif self.phase == RESPONDING:
+            error_logger.error("ASGI callable returned without completing the WebSocket denial response")
+            self.close()
+        elif self.phase == OPEN:
+            self.start_closing(CLOSE_NORMAL, "")
 
     def app_failed(self, reason: str) -> None:
         """The app raised: 500 before the handshake is answered, close 1011 after."""
