@@ -118,10 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         counts = collections.Counter(verdicts.values())
         summary = " / ".join(f"{counts[v]} {v}" for v in ("OK", "NON-STRICT", "FAILED"))
         others = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()) if v not in ("OK", "NON-STRICT", "FAILED"))
-        print(f"{engine}: {len(verdicts)} cases in {took:.0f} s: {summary}" + (f" ({others})" if others else ""))
+        print(f"{engine}: {len(verdicts)} cases in {took:.0f} s: {summary}" + (f" ({others})" if others else ""), flush=True)
         for case in sorted(verdicts, key=case_key):
             if verdicts[case] != "OK":
-                print(f"  {case}: {verdicts[case]}")
+                print(f"  {case}: {verdicts[case]}", flush=True)
         if counts["FAILED"] or counts["NON-STRICT"] > args.max_non_strict:
             failed = True
     return 1 if failed else 0

@@ -31,8 +31,14 @@ IMPLEMENTATION = "python" if frames is python_frames else "cython"
 
 
 def connection_protocol() -> type:
-    """The WebSocketProtocol class of the build in use (imported late: websocket imports this module)."""
-    if IMPLEMENTATION == "cython":
+    """The WebSocketProtocol class of the build in use (imported late: websocket imports this module).
+
+    The compiled one is typed against the compiled ServerState (its base, cycle.AppCycle, holds it), so it
+    serves only beside the compiled HTTP/1.1 protocol.
+    """
+    from fastserve.protocols import compiled_state
+
+    if IMPLEMENTATION == "cython" and compiled_state is not None:
         try:
             from fastserve._speedups.websocket import WebSocketProtocol
         except ImportError:  # (a partial build: the frames compiled, the protocol not)
