@@ -22,33 +22,15 @@ import argparse
 import collections
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from compare import free_port, wait_listening
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_listening(port: int, server: subprocess.Popen, timeout: float = 30.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if server.poll() is not None:
-            raise SystemExit(f"fastserve exited with {server.returncode} before listening")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"fastserve did not listen on {port} within {timeout} s")
 
 
 def run_engine(wstest: str, engine: str, cases: list[str], workdir: Path) -> dict[str, str]:
@@ -118,7 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         counts = collections.Counter(verdicts.values())
         summary = " / ".join(f"{counts[v]} {v}" for v in ("OK", "NON-STRICT", "FAILED"))
         others = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()) if v not in ("OK", "NON-STRICT", "FAILED"))
-        print(f"{engine}: {len(verdicts)} cases in {took:.0f} s: {summary}" + (f" ({others})" if others else ""), flush=True)
+        print(
+            f"{engine}: {len(verdicts)} cases in {took:.0f} s: {summary}" + (f" ({others})" if others else ""),
+            flush=True,
+        )
         for case in sorted(verdicts, key=case_key):
             if verdicts[case] != "OK":
                 print(f"  {case}: {verdicts[case]}", flush=True)

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+
+from compare import free_port, wait_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 CANDIDATES = [
@@ -44,25 +45,6 @@ def find_h2spec() -> str | None:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_listening(port: int, server: subprocess.Popen, timeout: float = 30.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if server.poll() is not None:
-            raise SystemExit(f"fastserve exited with {server.returncode} before listening")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"fastserve did not listen on {port} within {timeout} s")
 
 
 def certificate(folder: Path) -> list[str]:

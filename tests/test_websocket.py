@@ -167,18 +167,20 @@ def expect_close(sock: socket.socket, code: int) -> None:
 # The handover and the ASGI scope ----------------------------------------------------
 
 
+async def ok_or_echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """ "ok" to an HTTP request, echo to a WebSocket."""
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+        return
+    await echo(scope, receive, send)
+
+
 @pytest.mark.parametrize("first", [b"GET", b"PURGEX"])  # (llhttp hands an extension method to h11)
 @pytest.mark.parametrize("ws", ["auto", "wsproto"])
 @pytest.mark.parametrize("http", ["httptools", "h11"])
 def test_handover_keeps_the_bytes_after_the_handshake_and_answers_pipelined_requests_first(http, ws, first):
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
-            await send({"type": "http.response.body", "body": b"ok"})
-            return
-        await echo(scope, receive, send)
-
-    with run_server(app, http=http, ws=ws) as server:
+    with run_server(ok_or_echo, http=http, ws=ws) as server:
         sock = server.connect()
         # A request, then the handshake, then a frame: all in one write.
         sock.sendall(
@@ -232,14 +234,7 @@ def test_a_session_counts_against_limit_concurrency(serve_ws):
     """A WebSocket session is an app call like a request (cycle.AppCycle): at --limit-concurrency 1, while
     one is open, an HTTP request and a second handshake get 503; once it has closed, both are served."""
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
-            await send({"type": "http.response.body", "body": b"ok"})
-            return
-        await echo(scope, receive, send)
-
-    with serve_ws(app, limit_concurrency=1) as server:
+    with serve_ws(ok_or_echo, limit_concurrency=1) as server:
         session = open_raw(server)
         assert httpx.get(server.url("/")).status_code == 503
         refused = server.connect()
