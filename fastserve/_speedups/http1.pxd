@@ -37,7 +37,6 @@ cdef Py_ssize_t REPLAY_LIMIT
 cdef Py_ssize_t MAX_BODY_LEFT
 cdef Py_ssize_t MAX_CONTENT_LENGTH
 cdef double FIRST_REQUEST_GRACE
-cdef double LINGER
 cdef bytes CONTINUE_RESPONSE
 cdef bytes EARLY_HINTS_LINE
 cdef frozenset NO_BODY_STATUSES

@@ -45,6 +45,7 @@ from fastserve.errors import ASGIMessageError, ClientDisconnected, PipelineFull,
 from fastserve.protocols import cycle as app_cycle
 from fastserve.protocols.cycle import ASGI_VERSION, NO_BODY_STATUSES, RESPONSE_EXTENSIONS, TASK_NAME
 from fastserve.protocols.h11_parser import ExtensionMethodParser, H11Parser, request_start
+from fastserve.protocols.lingering import end_output
 from fastserve.protocols.websocket import websocket_scope
 from fastserve.protocols.websocket_handshake import HandshakeError, check_handshake, names_token, names_websocket
 from fastserve.proxy import FORWARDING_HEADER_NAMES
@@ -95,8 +96,6 @@ MAX_BODY_LEFT = 2**62
 MAX_CONTENT_LENGTH = 2**63 - 1
 # At shutdown, how long a new connection may take to send its first request.
 FIRST_REQUEST_GRACE = 1.0
-# After an error answer, how long what the client still sends is read and dropped (see close).
-LINGER = 2.0
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 EARLY_HINTS_LINE = b"HTTP/1.1 103 Early Hints\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
@@ -1176,16 +1175,9 @@ class HTTP1Protocol:
                     self.deadline = limit
 
     def close(self, linger=False):
-        """Close the connection; with ``linger`` (after an error answer), the output ends first.
-
-        A client still sending (the rest of an oversized head or body) when the
-        server closes would get a reset from the server's kernel, which may
-        take the error answer with it. Lingering, the server ends its output
-        (the client reads the answer, then the end), drops what still comes,
-        and closes when the client does or after LINGER seconds, as the HTTP/2
-        protocol does after an error GOAWAY. (Not under TLS, which cannot end
-        its output alone: closed at once.)
-        """
+        """Close the connection; with ``linger`` (after an error answer), the output ends first
+        (``lingering.end_output``: a client still sending the rest of an oversized head or body
+        would otherwise get a reset that may take the answer with it)."""
         if self.closed:
             if self.lingering:  # (ends a lingering close)
                 self.lingering = False
@@ -1196,16 +1188,7 @@ class HTTP1Protocol:
         self.flush()
         # Closed from here on: the app sees http.disconnect, and send() raises.
         self.closed = True
-        transport = self.transport
-        if linger and transport.can_write_eof():
-            self.lingering = True
-            transport.write_eof()
-            self.deadline = self.state.now + LINGER
-            if self.read_paused:
-                self.read_paused = False
-                transport.resume_reading()
-        else:
-            transport.close()
+        self.lingering = end_output(self, linger)
 
     # Output ---------------------------------------------------------------
     # Every write goes through write(), so that responses held back while a

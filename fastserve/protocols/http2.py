@@ -35,6 +35,7 @@ from fastserve.protocols import cycle as app_cycle
 from fastserve.protocols import http2_h2
 from fastserve.protocols.cycle import ASGI_VERSION, NO_BODY_STATUSES, RESPONSE_EXTENSIONS, TASK_NAME
 from fastserve.protocols.http2_h2 import DATA, END, GOAWAY, HEADERS, PING_ACK, RESET, WINDOW
+from fastserve.protocols.lingering import end_output
 from fastserve.proxy import FORWARDING_HEADER_NAMES
 from fastserve.sendfile import file_size, path_to_send, read_chunk, zero_copy_region
 
@@ -68,8 +69,6 @@ RESETS = (1000, 33)
 # DATA frames that carry nothing and do not end the stream (CVE-2019-9518):
 # they cost the server work and the client nothing.
 EMPTY_FRAMES = (1000, 100)
-# Seconds a connection closed for an error goes on draining what the client sends (see close).
-LINGER = 2.0
 # Streams the server resets (MadeYouReset, CVE-2025-8671: a client provoking
 # resets to free stream slots while the work goes on): RESETS again.
 SERVER_RESETS = RESETS
@@ -509,13 +508,9 @@ class HTTP2Protocol:
             self.close()
 
     def close(self, linger: bool = False) -> None:
-        """Close the connection; with ``linger``, after an error GOAWAY, output ends first.
-
-        A client still sending when the server closes would get a reset, which
-        may lose the GOAWAY that says why. Lingering, the server ends its output
-        (the client sees the GOAWAY, then end of input), drops whatever still
-        comes, and closes when the client does or after LINGER seconds.
-        """
+        """Close the connection; with ``linger``, after an error GOAWAY, output ends first
+        (``lingering.end_output``: a client still sending would otherwise get a reset that may
+        lose the GOAWAY that says why)."""
         if self.closed:
             if not linger:
                 self.transport.close()  # (ends a lingering close: the server is shutting down, say)
@@ -524,15 +519,7 @@ class HTTP2Protocol:
         self.closed = True
         for stream in list(self.streams.values()):
             stream.connection_lost()  # (the engine takes no frames now: send() raises)
-        transport = self.transport
-        if linger and transport.can_write_eof():
-            transport.write_eof()
-            self.deadline = self.state.now + LINGER
-            if self.read_paused:
-                self.read_paused = False
-                transport.resume_reading()
-        else:
-            transport.close()
+        end_output(self, linger)
 
     def flush_soon(self) -> None:
         """Write the queued frames once the apps that run in this loop iteration have had their turn.
