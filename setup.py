@@ -147,6 +147,8 @@ def extensions():
     fresh = cythonize(
         [Extension(name, [sources[name]], **options.get(name, {})) for name in stale],
         nthreads=JOBS,
+        # (Stale by c_is_current: Cython's own check misses a change to an augmenting .pxd alone.)
+        force=True,
         language_level=3,
         compiler_directives={"annotation_typing": False, "boundscheck": False, "wraparound": False},
     )

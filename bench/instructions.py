@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -86,6 +87,7 @@ def main() -> None:
     parser.add_argument(
         "--all-processes", action="store_true", help="count the server's child processes too (granian, hypercorn)"
     )
+    parser.add_argument("--keep", metavar="FILE", help="keep the callgrind dump (for callgrind_annotate --tree=caller)")
     parser.add_argument("--app-alone", action="store_true", help="count the app called in-process, without a server")
     parser.add_argument("--annotate", type=int, default=0, metavar="N", help="also print the N costliest functions")
     args = parser.parse_args()
@@ -126,7 +128,10 @@ def main() -> None:
             subprocess.run(["callgrind_control", "-d", *targets], check=True, capture_output=True)
             time.sleep(0.5)
             # The dumps taken on request (named ...<pid>.1), not the ones written at exit.
-            counted = [program_total(dump) for dump in Path(scratch).glob("callgrind.out.*.1")]
+            dumps = sorted(Path(scratch).glob("callgrind.out.*.1"))
+            counted = [program_total(dump) for dump in dumps]
+            if args.keep and dumps:
+                shutil.copy(dumps[0], args.keep)
         finally:
             server.terminate()
             server.wait(30)

@@ -125,6 +125,8 @@ cdef class HTTP1Protocol:
     cpdef pause_reading(self)
     cpdef maybe_resume_reading(self)
     @cython.locals(state=ServerState)
+    @cython.locals(cycle=RequestCycle)
+    cpdef RequestCycle new_cycle(self, dict scope, bint http11, bint keep_alive)
     cpdef start_cycle(self, RequestCycle cycle, bint eager)
     cpdef cycle_done(self, RequestCycle cycle)
     cpdef on_parse_error(self, exc, data=*)
@@ -176,6 +178,8 @@ cdef class RequestCycle(app_cycle.AppCycle):
     cdef public bint awaiting_trailers
     cdef public list trailer_lines
 
+    cpdef setup(self, HTTP1Protocol conn, dict scope, bint http11, bint keep_alive, bint expect_continue,
+                bint accepts_trailers)
     cpdef wake(self)
     cpdef bint client_gone(self)
     cpdef abort(self, int status)

@@ -69,6 +69,7 @@ cdef class HTTP2Protocol:
     cpdef take_event(self, tuple event)
     cpdef calm_down(self, str why, int error_code=*)
     cpdef wake_drainers(self)
+    @cython.locals(stream=Stream)
     cpdef open_stream(self, int stream_id, list headers, bint ended)
     @cython.locals(state=ServerState)
     cpdef start_stream(self, Stream stream, dict scope)
@@ -103,6 +104,7 @@ cdef class Stream(app_cycle.AppCycle):
     cdef public bint awaiting_trailers
     cdef public Py_ssize_t bytes_sent
 
+    cpdef setup(self, HTTP2Protocol conn, int stream_id, bint body_complete)
     cpdef wake(self)
     cpdef body_received(self, bytes data, Py_ssize_t credit, bint ended)
     cpdef body_ended(self)

@@ -735,9 +735,7 @@ class HTTP1Protocol:
                 self.log_upgrade_not_taken()
         scope = self.build_scope(method, version, http11)
         self.release_head()
-        cycle = RequestCycle(
-            self, scope, http11, keep_alive, self.expect_continue and http11, self.te_trailers and http11
-        )
+        cycle = self.new_cycle(scope, http11, keep_alive)
         self.parsing = cycle
         if self.cycle is None:
             self.cycle = cycle  # started when the read is parsed (see feed)
@@ -996,6 +994,12 @@ class HTTP1Protocol:
         await waiter
 
     # Request cycles -----------------------------------------------------
+
+    def new_cycle(self, scope, http11, keep_alive):
+        """The cycle of a request whose head is in (made by ``__new__`` and ``setup``: see RequestCycle.setup)."""
+        cycle = RequestCycle.__new__(RequestCycle)
+        cycle.setup(self, scope, http11, keep_alive, self.expect_continue and http11, self.te_trailers and http11)
+        return cycle
 
     def start_cycle(self, cycle, eager):
         """Run the app for ``cycle`` in a Task; with ``eager``, its first step now (where the loop allows).
@@ -1288,6 +1292,11 @@ class RequestCycle(app_cycle.AppCycle):
     """One request and its response: the ``receive`` and ``send`` an app gets (the app call: app_cycle.AppCycle)."""
 
     def __init__(self, conn, scope, http11, keep_alive, expect_continue, accepts_trailers):
+        self.setup(conn, scope, http11, keep_alive, expect_continue, accepts_trailers)
+
+    def setup(self, conn, scope, http11, keep_alive, expect_continue, accepts_trailers):
+        """What __init__ does. The protocol makes its cycles with ``__new__`` and this, C calls when
+        compiled: calling the class takes a tuple of arguments, its base being another module's."""
         self.conn = conn
         self.state = conn.state
         self.scope = scope

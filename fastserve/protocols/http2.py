@@ -296,7 +296,9 @@ class HTTP2Protocol:
         stream_scope = self.connection_scope()
         for key in ("method", "path", "raw_path", "query_string", "headers", "client", "scheme"):
             stream_scope[key] = scope[key]
-        self.start_stream(Stream(self, 1, True), stream_scope)
+        stream = Stream.__new__(Stream)  # (and setup: see Stream.setup)
+        stream.setup(self, 1, True)
+        self.start_stream(stream, stream_scope)
 
     def calm_down(self, why: str, error_code: int = http2_h2.ENHANCE_YOUR_CALM) -> None:
         """A client abusing the protocol: GOAWAY ENHANCE_YOUR_CALM, and the connection closes."""
@@ -344,7 +346,8 @@ class HTTP2Protocol:
         if self.going_away or self.running >= self.settings.max_concurrent_streams:
             self.reset_stream(stream_id, http2_h2.REFUSED_STREAM)
             return
-        stream = Stream(self, stream_id, ended)
+        stream = Stream.__new__(Stream)
+        stream.setup(self, stream_id, ended)
         try:
             scope = self.build_scope(headers)
         except RequestError as exc:
@@ -544,6 +547,11 @@ class Stream(app_cycle.AppCycle):
     (the app call: app_cycle.AppCycle)."""
 
     def __init__(self, conn: HTTP2Protocol, stream_id: int, body_complete: bool) -> None:
+        self.setup(conn, stream_id, body_complete)
+
+    def setup(self, conn: HTTP2Protocol, stream_id: int, body_complete: bool) -> None:
+        """What __init__ does. The connection makes its streams with ``__new__`` and this, C calls when
+        compiled: calling the class takes a tuple of arguments, its base being another module's."""
         self.conn = conn
         self.state = conn.state
         self.stream_id = stream_id
