@@ -26,6 +26,9 @@ from setuptools.command.build_ext import build_ext
 COMPILED = [
     ("fastserve._speedups.state", "fastserve/state.py"),
     ("fastserve._speedups.cycle", "fastserve/protocols/cycle.py"),
+    ("fastserve._speedups.http1_head", "fastserve/protocols/http1_head.py"),
+    ("fastserve._speedups.http1_cycle", "fastserve/protocols/http1_cycle.py"),
+    ("fastserve._speedups.http1_replay", "fastserve/protocols/http1_replay.py"),
     ("fastserve._speedups.http1", "fastserve/protocols/http1.py"),
     ("fastserve._speedups.websocket_frames", "fastserve/protocols/websocket_frames.py"),
     ("fastserve._speedups.websocket", "fastserve/protocols/websocket.py"),

@@ -367,6 +367,17 @@ def run_ws_load(scenario: Scenario, port: int, duration: float) -> tuple[float, 
     return int(messages) / float(seconds), int(messages)
 
 
+def run_load(scenario: Scenario, port: int, duration: float, scratch: Path) -> tuple[float, float, float, int]:
+    """The scenario's load generator for ``duration`` s: (rate, p50 ms, p99 ms, requests or messages)."""
+    if scenario.message_size:
+        rate, total = run_ws_load(scenario, port, duration)
+        return rate, float("nan"), float("nan"), total
+    if scenario.h2load:
+        rate, total = run_h2load(scenario, port, duration, scratch)
+        return rate, float("nan"), float("nan"), total
+    return run_wrk(scenario, port, duration, scratch)
+
+
 def measure_idle_memory(pid: int, port: int, count: int, websocket: bool = False) -> float:
     """RSS growth per connection held open: idle HTTP keep-alive connections, or idle WebSockets."""
 
@@ -425,13 +436,7 @@ def run_scenario(
             return figures
 
         def load(port: int, duration: float) -> tuple[float, float, float, int]:
-            if scenario.message_size:
-                rate, total = run_ws_load(scenario, port, duration)
-                return rate, float("nan"), float("nan"), total
-            if scenario.h2load:
-                rate, total = run_h2load(scenario, port, duration, lua_dir)
-                return rate, float("nan"), float("nan"), total
-            return run_wrk(scenario, port, duration, lua_dir)
+            return run_load(scenario, port, duration, lua_dir)
 
         for name in names:
             load(servers[name].port, args.warmup)

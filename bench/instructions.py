@@ -12,6 +12,11 @@ fixed time, and the instructions counted are divided by the requests served.
     python bench/instructions.py --header "Connection: close" --connections 16   # churn
     python bench/instructions.py --server granian --all-processes   # granian serves from a child
     python bench/instructions.py --app-alone --app bench.json_starlette:app   # the app, no server
+    python bench/instructions.py --scenario pipelined    # compare.py's load: pipelined, upload, http2, websocket
+
+With --scenario, the load is compare.py's for that scenario (its app, its
+connections, wrk's Lua script, h2load or bench/ws_load.py), and the count is
+per request, per 1 MiB upload, or per WebSocket message echoed.
 
 Needs valgrind and wrk (apt-get install valgrind wrk). The server is some 50
 times slower under callgrind; the count per request is what matters.
@@ -28,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from compare import LOAD_CPU, ROOT, SERVER_CPU, free_port, server_command, wait_listening
+from compare import LOAD_CPU, ROOT, SCENARIOS, SERVER_CPU, Scenario, free_port, run_load, server_command, wait_listening
 
 
 def wrk(port: int, seconds: int, connections: int, headers: list[str]) -> int:
@@ -51,6 +56,13 @@ def wrk(port: int, seconds: int, connections: int, headers: list[str]) -> int:
         check=True,
     ).stdout
     return int(re.search(r"(\d+) requests in", output).group(1))
+
+
+def load(scenario: Scenario | None, port: int, seconds: int, args: argparse.Namespace, scratch: Path) -> int:
+    """Requests (or messages) served: compare.py's load for ``scenario``, else wrk with --connections/--header."""
+    if scenario is None:
+        return wrk(port, seconds, args.connections, args.header)
+    return run_load(scenario, port, seconds, scratch)[3]
 
 
 def program_total(dump: Path) -> tuple[int, str]:
@@ -80,7 +92,8 @@ def app_alone(app: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--server", default="fastserve")
-    parser.add_argument("--app", default="bench.apps:plaintext")
+    parser.add_argument("--app", default=None, help="default: the scenario's (bench.apps:plaintext)")
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), help="compare.py's load instead of plain wrk")
     parser.add_argument("--duration", type=int, default=15, help="seconds of load while counting")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--header", action="append", default=[], help="a header wrk sends (repeatable)")
@@ -92,6 +105,9 @@ def main() -> None:
     parser.add_argument("--annotate", type=int, default=0, metavar="N", help="also print the N costliest functions")
     args = parser.parse_args()
 
+    scenario = SCENARIOS[args.scenario] if args.scenario else None
+    if args.app is None:
+        args.app = scenario.app if scenario else "bench.apps:plaintext"
     if args.app_alone:
         print(f"{args.app} alone: {app_alone(args.app):,} user-space instructions per call")
         return
@@ -110,7 +126,7 @@ def main() -> None:
                 "--instr-atstart=no",
                 f"--callgrind-out-file={out}.%p",
                 *children,
-                *server_command(args.server, args.app, port),
+                *server_command(args.server, args.app, port, http2=bool(scenario and scenario.h2load)),
             ],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
@@ -122,9 +138,9 @@ def main() -> None:
             # given no pid addresses all of them.
             targets = [] if args.all_processes else [str(server.pid)]
             subprocess.run(["callgrind_control", "-i", "on", *targets], check=True, capture_output=True)
-            wrk(port, 3, args.connections, args.header)  # warm-up, then count from zero
+            load(scenario, port, 3, args, Path(scratch))  # warm-up, then count from zero
             subprocess.run(["callgrind_control", "-z", *targets], check=True, capture_output=True)
-            requests = wrk(port, args.duration, args.connections, args.header)
+            requests = load(scenario, port, args.duration, args, Path(scratch))
             subprocess.run(["callgrind_control", "-d", *targets], check=True, capture_output=True)
             time.sleep(0.5)
             # The dumps taken on request (named ...<pid>.1), not the ones written at exit.
@@ -137,7 +153,8 @@ def main() -> None:
             server.wait(30)
     total = sum(count for count, _ in counted)
     report = max(counted)[1]
-    print(f"{args.server} {args.app}: {requests} requests, {total // requests:,} user-space instructions per request")
+    name = args.scenario or args.app
+    print(f"{args.server} {name}: {requests} requests, {total // requests:,} user-space instructions per request")
     if args.annotate:
         rows = report.split("file:function", 1)[1].splitlines()[2 : 2 + args.annotate]
         for row in rows:

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -254,31 +253,3 @@ def _from_disconnect(exc: BaseException | None) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
-
-
-def error_response(status: int, default_headers: bytes, extra_lines: bytes = b"", with_body: bool = True) -> bytes:
-    """A short plain-text answer the server writes itself (then it closes the connection).
-
-    Its body is the status phrase (see error_body_size); a HEAD request's answer has none.
-    """
-    phrase = error_body(status)
-    return b"".join(
-        (
-            b"HTTP/1.1 %d %s\r\n" % (status, phrase),
-            default_headers,
-            b"content-type: text/plain; charset=utf-8\r\n",
-            b"content-length: %d\r\n" % len(phrase),
-            extra_lines,
-            b"connection: close\r\n\r\n",
-            phrase if with_body else b"",
-        )
-    )
-
-
-def error_body(status: int) -> bytes:
-    """The body of an error the server answers itself: the status phrase."""
-    return HTTPStatus(status).phrase.encode("ascii")
-
-
-def error_body_size(status: int) -> int:
-    return len(HTTPStatus(status).phrase)

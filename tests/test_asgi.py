@@ -118,7 +118,7 @@ def test_header_lines_cached_or_not_are_the_same_and_still_checked(serve):
 
 
 def test_header_line_cache_is_bounded():
-    from fastserve.protocols import python_http1 as http1
+    from fastserve.protocols import http1_cycle as http1  # (the Python module: its globals are attributes)
 
     def start(value):
         no_connection = types.SimpleNamespace(state=None)  # (start_response touches neither)

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from fastserve.protocols.http1 import MAX_HELD_STREAM
+from fastserve.protocols.http1_cycle import MAX_HELD_STREAM
 from tests.apps import echo, hello, scope_app, streaming
 from tests.conftest import all_read, decode_chunked, read_response, recv_all, recv_until, run_server, wait_for
 

@@ -25,7 +25,7 @@ import pytest
 from fastserve.cli import version_line
 from fastserve.config import Config, ConfigError
 from fastserve.protocols import IMPLEMENTATION, compiled_http2
-from fastserve.protocols.http1 import HTTP2_PREFACE as PREFACE
+from fastserve.protocols.http1_switch import HTTP2_PREFACE as PREFACE
 from fastserve.protocols.http2 import COMPILED_ENGINE, HTTP2Settings
 from fastserve.protocols.http2_h2 import H2Engine
 from tests.apps import echo, hello, scope_app

@@ -24,7 +24,6 @@ from fastserve.asgi import (
     check_header_value,
     check_trailer,
     decode_path,
-    error_body,
     header_key,
     header_pair,
     split_target,
@@ -36,6 +35,7 @@ from fastserve.protocols import http2_h2
 from fastserve.protocols.cycle import ASGI_VERSION, NO_BODY_STATUSES, RESPONSE_EXTENSIONS, TASK_NAME
 from fastserve.protocols.http2_h2 import DATA, END, GOAWAY, HEADERS, PING_ACK, RESET, WINDOW
 from fastserve.protocols.lingering import end_output
+from fastserve.protocols.refusals import error_body
 from fastserve.proxy import FORWARDING_HEADER_NAMES
 from fastserve.sendfile import file_size, path_to_send, read_chunk, zero_copy_region
 

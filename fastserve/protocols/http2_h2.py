@@ -20,7 +20,7 @@ import h2.settings
 import hpack
 import hyperframe.frame
 
-from fastserve.protocols.http1 import HTTP2_PREFACE
+from fastserve.protocols.http1_switch import HTTP2_PREFACE
 
 # Event kinds: (kind, stream_id, ...)
 HEADERS = 1  # (HEADERS, stream_id, headers, end_stream): a request's head

@@ -31,8 +31,6 @@ from fastserve.access_log import log_access
 from fastserve.asgi import (
     body_bytes,
     check_header_value,
-    error_body_size,
-    error_response,
     header_key,
     header_pair,
     log_app_failure,
@@ -41,6 +39,7 @@ from fastserve.asgi import (
 from fastserve.errors import ASGIMessageError, ClientDisconnected
 from fastserve.protocols import cycle as app_cycle
 from fastserve.protocols import websocket_deflate
+from fastserve.protocols.refusals import error_body_size, error_response
 from fastserve.protocols.websocket_codec import (
     FrameReader,
     build_frame,
