@@ -32,6 +32,7 @@ COMPILED = [
     ("fastserve._speedups.http1", "fastserve/protocols/http1.py"),
     ("fastserve._speedups.websocket_frames", "fastserve/protocols/websocket_frames.py"),
     ("fastserve._speedups.websocket", "fastserve/protocols/websocket.py"),
+    ("fastserve._speedups.http2_stream", "fastserve/protocols/http2_stream.py"),
     ("fastserve._speedups.http2", "fastserve/protocols/http2.py"),
 ]
 

@@ -24,14 +24,26 @@ def test_no_extensions_switch_selects_pure_python():
     assert implementation({"FASTSERVE_NO_EXTENSIONS": "1"}) == "python/httptools python/h11"
 
 
-def test_compiled_module_is_the_same_protocol():
-    from fastserve.protocols import compiled_http1, python_http1
+@pytest.mark.parametrize("name", ["http1", "http1_head", "http1_cycle", "http1_replay", "cycle", "http2", "http2_stream"])
+def test_compiled_module_is_the_same_protocol(name):
+    import importlib
+
+    from fastserve.compiled import compiled
+    from fastserve.protocols import compiled_http1
 
     if compiled_http1 is None:
         pytest.skip("no compiled module here; .ci/run checks that CI builds it")
-    assert compiled_http1.__file__.endswith(".so")
-    assert python_http1.__file__.endswith(".py")
-    # The same classes and functions; constants that http1.pxd types as C
+    twin = compiled(name)
+    python = importlib.import_module(f"fastserve.protocols.{name}")
+    assert twin.__file__.endswith(".so")
+    assert python.__file__.endswith(".py")
+    # The same classes and functions; constants that the .pxd types as C
     # globals are not Python attributes of the compiled module.
-    public = {name for name in dir(python_http1) if not name.startswith("_") and callable(getattr(python_http1, name))}
-    assert public <= set(dir(compiled_http1))
+    public = {
+        attr
+        for attr in dir(python)
+        if not attr.startswith("_")
+        and callable(getattr(python, attr))
+        and getattr(getattr(python, attr), "__module__", None) == python.__name__
+    }
+    assert public and public <= set(dir(twin))

@@ -25,6 +25,11 @@ cdef Py_ssize_t READ_LOW_WATER
 cdef Py_ssize_t MAX_PIPELINED
 cdef Py_ssize_t ZERO_COPY_BODY
 cdef double FIRST_REQUEST_GRACE
+cdef int NO_DEADLINE
+cdef int HEAD_DEADLINE
+cdef int BODY_DEADLINE
+cdef int IDLE_DEADLINE
+cdef int FIRST_REQUEST_DEADLINE
 cdef object REFUSED_METHOD
 cdef dict UNPARSED_SCOPE
 
@@ -47,6 +52,7 @@ cdef class HTTP1Protocol(http1_head.RequestHead):
     cdef public object drain_waiter
     cdef public Py_ssize_t buffered
     cdef public double deadline
+    cdef public int deadline_for
     cdef public int pending_error
     cdef public list held_output
     cdef public Py_ssize_t held_size

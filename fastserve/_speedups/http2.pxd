@@ -2,27 +2,22 @@
 # layer, a typed Cython module when setup.py compiles it as
 # fastserve._speedups.http2 (an augmenting .pxd, like http1.pxd). The engines
 # below it are not typed here: they are either compiled already (nghttp2.pyx)
-# or the readable h2 one.
+# or the readable h2 one. The connection and its streams (http2_stream.pxd)
+# cimport each other: their calls both ways are C calls.
 
 cimport cython
 
 from fastserve._speedups.state cimport ServerState
-from fastserve._speedups cimport cycle as app_cycle
+from fastserve._speedups cimport http2_stream
+from fastserve._speedups.http2_stream cimport Stream
 
-
-cdef class Stream(app_cycle.AppCycle)
 
 cdef int DATA, END, GOAWAY, HEADERS, PING_ACK, RESET, WINDOW
 cdef str TASK_NAME
 cdef dict ASGI_VERSION
-cdef frozenset CONNECTION_SPECIFIC
-cdef frozenset NO_BODY_STATUSES
 cdef dict RESPONSE_EXTENSIONS
-cdef dict STATUS_CODES
 cdef frozenset FORWARDING_HEADER_NAMES
-cdef dict _DEFAULT_PAIRS
 
-cpdef list default_header_pairs(bytes lines)
 
 
 cdef class Budget:
@@ -84,39 +79,3 @@ cdef class HTTP2Protocol:
     cpdef close(self, bint linger=*)
     cpdef flush_soon(self)
     cpdef flush(self)
-
-
-cdef class Stream(app_cycle.AppCycle):
-    cdef public HTTP2Protocol conn
-    cdef public int stream_id
-    cdef public list body
-    cdef public Py_ssize_t body_credit
-    cdef public bint body_complete
-    cdef public bint body_delivered
-    cdef public object waiter
-    cdef public bint gone
-    cdef public double stalled_at
-    cdef public bint head_sent
-    cdef public int status
-    cdef public list response_headers
-    cdef public bint no_body
-    cdef public bint trailers
-    cdef public bint awaiting_trailers
-    cdef public Py_ssize_t bytes_sent
-
-    cpdef setup(self, HTTP2Protocol conn, int stream_id, bint body_complete)
-    cpdef wake(self)
-    cpdef body_received(self, bytes data, Py_ssize_t credit, bint ended)
-    cpdef body_ended(self)
-    cpdef was_reset(self)
-    cpdef reset(self, int error_code)
-    cpdef connection_lost(self)
-    cpdef dict take_body(self)
-    @cython.locals(state=ServerState, status=int)
-    cpdef start_response(self, message)
-    cpdef early_hint(self, message)
-    cpdef finish(self)
-    cpdef bint client_gone(self)
-    cpdef app_done(self)
-    cpdef abort(self, int status)
-    cpdef answer_error(self, int status)

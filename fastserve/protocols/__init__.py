@@ -7,33 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 from fastserve import state as python_state
+from fastserve.compiled import compiled
 from fastserve.protocols import http1 as python_http1
 
-
-def _load_compiled() -> tuple[Any, Any]:
-    """The compiled protocol and the compiled ServerState it is typed against, or (None, None)."""
-    if os.environ.get("FASTSERVE_NO_EXTENSIONS"):
-        return None, None
-    try:
-        from fastserve._speedups import http1, state
-    except ImportError:
-        return None, None
-    return http1, state
-
-
-def _load_compiled_http2() -> Any:
-    """The compiled HTTP/2 stream layer (typed against the compiled ServerState too), or None."""
-    if compiled_state is None:
-        return None
-    try:
-        from fastserve._speedups import http2
-    except ImportError:
-        return None
-    return http2
-
-
-compiled_http1, compiled_state = _load_compiled()
-compiled_http2 = _load_compiled_http2()
+# The compiled protocols are typed against the compiled ServerState: they serve together or not at all.
+compiled_state = compiled("state")
+compiled_http1 = compiled("http1") if compiled_state is not None else None
+compiled_state = compiled_state if compiled_http1 is not None else None
+compiled_http2 = compiled("http2") if compiled_state is not None else None
 http1 = compiled_http1 or python_http1
 HTTP1Protocol = http1.HTTP1Protocol
 # The compiled protocol accepts only the compiled ServerState: always take both from here.

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """The HTTP/1.1 connection: reading, parsing, flow control, deadlines and output.
 
 One ``HTTP1Protocol`` per connection. It reads (``buffer_updated``), feeds the
@@ -21,8 +22,12 @@ where ``fastserve/_speedups/http1.pxd`` makes the class a typed ``cdef``
 class. Without a compiler it runs as it is.
 """
 
+from __future__ import annotations
+
+import asyncio
 import logging
 from time import perf_counter
+from typing import TYPE_CHECKING, Any
 
 from fastserve.access_log import UNPARSED_SCOPE, log_access
 from fastserve.asgi import decode_path, escape_for_log, split_target
@@ -45,6 +50,13 @@ from fastserve.protocols.refusals import (
 from fastserve.protocols.websocket_handshake import HandshakeError
 from fastserve.sockets import socket_address
 
+if TYPE_CHECKING:
+    from fastserve import state as server_state
+    from fastserve.asgi import Scope
+    from fastserve.proxy import Address
+
+    Buffer = bytes | bytearray | memoryview
+
 error_logger = logging.getLogger("fastserve.error")
 
 # Unread request bytes (body of the current request plus pipelined requests)
@@ -54,6 +66,14 @@ READ_LOW_WATER = 64 * 1024
 # Parsed requests that may wait behind the one being answered. The request
 # after them is not parsed: its bytes are parked until one of them is answered.
 MAX_PIPELINED = 32
+# What the connection's one deadline is for (``deadline_for``), named where it
+# is set; check_deadline acts on it. (A closed connection's deadline is its
+# lingering close's: see close and lingering.end_output.)
+NO_DEADLINE = 0
+HEAD_DEADLINE = 1  # --timeout-request-header: the rest of the head
+BODY_DEADLINE = 2  # --timeout-request-body: the body's next bytes
+IDLE_DEADLINE = 3  # --timeout-keep-alive: the next request
+FIRST_REQUEST_DEADLINE = 4  # graceful shutdown: a new connection's first request (FIRST_REQUEST_GRACE)
 # What feed's except clause found: llhttp refused a method (see parse_extension_method).
 REFUSED_METHOD = object()
 
@@ -70,7 +90,7 @@ ESCAPE_BYTE = ord("%")
 class HTTP1Protocol(http1_head.RequestHead):
     """One HTTP/1.1 connection (asyncio.Protocol and BufferedProtocol interfaces)."""
 
-    def __init__(self, state):
+    def __init__(self, state: server_state.ServerState) -> None:
         self.state = state
         self.transport = None
         self.parser = None
@@ -95,6 +115,7 @@ class HTTP1Protocol(http1_head.RequestHead):
         self.drain_waiter = None
         self.buffered = 0
         self.deadline = 0.0
+        self.deadline_for = NO_DEADLINE
         self.pending_error = 0
         self.held_output = None  # (a list while output is held back: see hold)
         self.held_size = 0
@@ -132,7 +153,7 @@ class HTTP1Protocol(http1_head.RequestHead):
 
     # asyncio.Protocol ---------------------------------------------------
 
-    def connection_made(self, transport):
+    def connection_made(self, transport: asyncio.Transport) -> None:
         state = self.state
         self.transport = transport
         self.parser = state.parser_factory(self)
@@ -153,6 +174,7 @@ class HTTP1Protocol(http1_head.RequestHead):
                 http1_switch.switch_to_http2(self, b"")
                 return
         state.connections.add(self)
+        self.deadline_for = IDLE_DEADLINE
         self.deadline = state.now + state.timeout_keep_alive
         # A task factory (one an app sets at startup, say) is honoured; without
         # one, requests make their Tasks directly (see start_cycle).
@@ -162,7 +184,7 @@ class HTTP1Protocol(http1_head.RequestHead):
             # a request, and gets it answered (see shutdown) rather than a reset.
             self.shutdown()
 
-    def set_addresses(self, server, client, scheme):
+    def set_addresses(self, server: Address | None, client: Address | None, scheme: str | None) -> None:
         """The connection's addresses, and scheme unless None: the socket's, or a PROXY header's."""
         state = self.state
         self.server = server
@@ -173,7 +195,7 @@ class HTTP1Protocol(http1_head.RequestHead):
         if state.proxy is not None:
             self.trusted_proxy = state.proxy.trusts_peer(client)
 
-    def connection_lost(self, exc):
+    def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
         self.parser = None
         self.parser_asleep = False
@@ -191,7 +213,7 @@ class HTTP1Protocol(http1_head.RequestHead):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def eof_received(self):
+    def eof_received(self) -> bool | None:
         """The client half-closed: the requests it completed are still answered, then the connection closes.
 
         A half-close and a client gone look the same here. An app already
@@ -206,23 +228,24 @@ class HTTP1Protocol(http1_head.RequestHead):
         self.drop_parsing()
         self.parser = None  # cycle_done closes once the pipeline is answered
         self.parked = None
+        self.deadline_for = NO_DEADLINE
         self.deadline = 0.0
         return True
 
-    def data_received(self, data):
+    def data_received(self, data: bytes) -> None:
         self.feed(data)
 
     # asyncio.BufferedProtocol, which uvloop prefers when it is offered: the
     # loop reads into the server's shared receive buffer instead of copying each
     # read into a new bytes object, and the parser consumes it at once.
 
-    def get_buffer(self, sizehint):
+    def get_buffer(self, sizehint: int) -> bytearray:
         return self.state.receive_buffer
 
-    def buffer_updated(self, nbytes):
+    def buffer_updated(self, nbytes: int) -> None:
         self.feed(self.state.receive_buffer[:nbytes])
 
-    def feed(self, data):
+    def feed(self, data: Buffer) -> None:
         """Parse received bytes (a bytes object or a view of the receive buffer), then start the app.
 
         The app of a request parsed in this read starts once the parser is
@@ -242,7 +265,7 @@ class HTTP1Protocol(http1_head.RequestHead):
         if cycle is not None and cycle.task is None and not cycle.running and not cycle.complete:
             self.start_cycle(cycle, True)
 
-    def parse(self, data):
+    def parse(self, data: Buffer) -> None:
         parser = self.parser
         if parser is None and self.parser_asleep:
             parser = self.parser = self.state.parser_factory(self)
@@ -304,14 +327,14 @@ class HTTP1Protocol(http1_head.RequestHead):
         elif self.replay is not None:
             self.replay = None
 
-    def resume_fast_parsing(self, rest):
+    def resume_fast_parsing(self, rest: bytes) -> None:
         """An extension-method request ended in a read (the h11 adapter says): llhttp parses what follows."""
         http1_replay.resume_fast_parsing(self, rest)
 
-    def pause_writing(self):
+    def pause_writing(self) -> None:
         self.write_paused = True
 
-    def resume_writing(self):
+    def resume_writing(self) -> None:
         self.write_paused = False
         waiter = self.drain_waiter
         if waiter is not None:
@@ -321,22 +344,25 @@ class HTTP1Protocol(http1_head.RequestHead):
 
     # Parser callbacks ---------------------------------------------------
 
-    def on_message_begin(self):
+    def on_message_begin(self) -> None:
         if len(self.pipeline) >= MAX_PIPELINED:
             raise PipelineFull
         self.begun += 1
         self.reset_request_head()
         self.in_head = True
+        self.deadline_for = HEAD_DEADLINE
         self.deadline = self.state.now + self.state.timeout_request_header
 
-    def on_headers_complete(self):
+    def on_headers_complete(self) -> None:
         self.in_head = False
+        self.deadline_for = NO_DEADLINE
         self.deadline = 0.0
         parser = self.parser
         version = parser.get_http_version()
         method = self.check_head(parser.get_method(), version)
         state = self.state
         if self.body_left and state.timeout_request_body:
+            self.deadline_for = BODY_DEADLINE
             self.deadline = state.now + state.timeout_request_body
         if self.websocket_upgrade and state.websocket is not None:
             http1_switch.await_switch_to_websocket(self, method, version)
@@ -364,7 +390,7 @@ class HTTP1Protocol(http1_head.RequestHead):
             if len(self.pipeline) >= MAX_PIPELINED:
                 self.pause_reading()
 
-    def connection_scope(self):
+    def connection_scope(self) -> Scope:
         """A new scope with what is the same for every request on this connection (see asgi.build_scope_template)."""
         scope = self.state.scope_template.copy()
         scope["scheme"] = self.scheme
@@ -372,7 +398,7 @@ class HTTP1Protocol(http1_head.RequestHead):
         scope["client"] = self.client
         return scope
 
-    def build_scope(self, method, version, http11):
+    def build_scope(self, method: str, version: str, http11: bool) -> Scope:
         """The request's scope: the connection's (see connection_scope) plus what this request says."""
         url = self.url
         # The common target, "/path?query" with no fragment or escapes, is split
@@ -411,7 +437,7 @@ class HTTP1Protocol(http1_head.RequestHead):
             )
         return scope
 
-    def offered_extensions(self, http11):
+    def offered_extensions(self, http11: bool) -> dict[str, Any]:
         """A new dict of the extensions this connection offers, for its next requests to share."""
         extensions = dict(RESPONSE_EXTENSIONS_11 if http11 else RESPONSE_EXTENSIONS_10)
         if self.tls is not None:
@@ -422,9 +448,9 @@ class HTTP1Protocol(http1_head.RequestHead):
             self.extensions_10 = extensions
         return extensions
 
-    def on_body(self, body):
+    def on_body(self, body: bytes) -> None:
         self.body_left -= len(body)
-        if self.deadline:
+        if self.deadline_for == BODY_DEADLINE:
             self.deadline = self.state.now + self.state.timeout_request_body
         cycle = self.parsing
         if cycle is None or cycle.complete:
@@ -437,23 +463,24 @@ class HTTP1Protocol(http1_head.RequestHead):
         if self.buffered > READ_HIGH_WATER:
             self.pause_reading()
 
-    def on_message_complete(self):
+    def on_message_complete(self) -> None:
         cycle = self.parsing
         self.parsing = None
         if cycle is not None:
             cycle.body_complete = True
             if cycle is self.cycle:
                 cycle.wake()
+        self.deadline_for = NO_DEADLINE
         self.deadline = 0.0
 
     # Flow control -------------------------------------------------------
 
-    def pause_reading(self):
+    def pause_reading(self) -> None:
         if not self.read_paused and not self.closed:
             self.read_paused = True
             self.transport.pause_reading()
 
-    def maybe_resume_reading(self):
+    def maybe_resume_reading(self) -> None:
         if (
             self.read_paused
             and self.parser is not None
@@ -472,7 +499,7 @@ class HTTP1Protocol(http1_head.RequestHead):
                 self.maybe_resume_reading()
                 return
             self.read_paused = False
-            if self.parsing is not None and self.deadline:
+            if self.deadline_for == BODY_DEADLINE:
                 # The body timeout measures the client, not the time reading was paused.
                 self.deadline = self.state.now + self.state.timeout_request_body
             self.transport.resume_reading()
@@ -485,13 +512,13 @@ class HTTP1Protocol(http1_head.RequestHead):
 
     # Request cycles -----------------------------------------------------
 
-    def new_cycle(self, scope, http11, keep_alive):
+    def new_cycle(self, scope: Scope, http11: bool, keep_alive: bool) -> http1_cycle.RequestCycle:
         """The cycle of a request whose head is in (made by ``__new__`` and ``setup``: see RequestCycle.setup)."""
         cycle = http1_cycle.RequestCycle.__new__(http1_cycle.RequestCycle)
         cycle.setup(self, scope, http11, keep_alive, self.expect_continue and http11, self.te_trailers and http11)
         return cycle
 
-    def start_cycle(self, cycle, eager):
+    def start_cycle(self, cycle: http1_cycle.RequestCycle, eager: bool) -> None:
         """Run the app for ``cycle`` in a Task; with ``eager``, its first step now (where the loop allows).
 
         A pipelined request's Task (started from the response before it, see
@@ -504,7 +531,7 @@ class HTTP1Protocol(http1_head.RequestHead):
             cycle.complete = True
             self.send_error(503, cycle)
 
-    def cycle_done(self, cycle):
+    def cycle_done(self, cycle: http1_cycle.RequestCycle) -> None:
         """The response of ``cycle`` is complete: go on with the connection."""
         if self.cycle is not cycle:
             return
@@ -532,10 +559,11 @@ class HTTP1Protocol(http1_head.RequestHead):
             return
         elif self.parsing is None and not self.in_head:
             # (A head on its way keeps its own, header deadline.)
+            self.deadline_for = IDLE_DEADLINE
             self.deadline = self.state.now + self.state.timeout_keep_alive
         self.maybe_resume_reading()
 
-    def on_parse_error(self, exc, data=None):
+    def on_parse_error(self, exc: BaseException, data: Buffer | None = None) -> None:
         """The parser stopped at ``exc`` while parsing ``data``: a request to switch protocols, or an error."""
         rest = switch_rest(exc, data)
         if rest is not None:
@@ -555,7 +583,7 @@ class HTTP1Protocol(http1_head.RequestHead):
         error_logger.warning("Invalid HTTP request received: %s", escape_for_log(reason.encode("utf-8", "replace")))
         self.refuse(error_status(exc))
 
-    def refuse(self, status):
+    def refuse(self, status: int) -> None:
         """Stop parsing, and answer the request being parsed with ``status`` once those before it are answered."""
         self.parser = None
         self.parked = None
@@ -581,7 +609,7 @@ class HTTP1Protocol(http1_head.RequestHead):
             self.drop_parsing()
             self.pending_error = status
 
-    def drop_parsing(self):
+    def drop_parsing(self) -> None:
         """Forget the pipelined request being parsed: it will not be answered."""
         broken = self.parsing
         if broken is not None:
@@ -590,32 +618,36 @@ class HTTP1Protocol(http1_head.RequestHead):
             self.buffered -= broken.body_size
             self.parsing = None
 
-    def check_deadline(self, now):
+    def check_deadline(self, now: float) -> None:
         """Called by the server's once-a-second sweep: the one deadline that runs, if it has passed.
 
-        It is the head's (--timeout-request-header), the body's between two
-        reads (--timeout-request-body) or the idle connection's (--timeout-keep-alive).
+        What it is for (``deadline_for``) was named where it was set: the head's
+        (--timeout-request-header) and the body's between two reads
+        (--timeout-request-body) get 408; the idle connection's
+        (--timeout-keep-alive) and a first request's at shutdown close it.
         """
         if self.closed:
             if self.lingering and now >= self.deadline:
                 self.close()  # the end of a lingering close
             return
         if self.deadline and now >= self.deadline:
-            parsing = self.parsing
-            if self.in_head:
-                error_logger.debug("Request header timeout from %s", self.client_label)
-            elif parsing is not None:
-                if self.read_paused or (parsing is self.cycle and parsing.expect_continue):
-                    # The server is not reading, or the client waits for its 100 Continue.
-                    self.deadline = now + self.state.timeout_request_body
-                    return
-                error_logger.debug("Request body timeout from %s", self.client_label)
-            else:
-                self.deadline = 0.0
-                self.close()
+            kind = self.deadline_for
+            if kind == BODY_DEADLINE and (
+                self.read_paused or (self.parsing is self.cycle and self.parsing.expect_continue)
+            ):
+                # The server is not reading, or the client waits for its 100 Continue.
+                self.deadline = now + self.state.timeout_request_body
                 return
+            self.deadline_for = NO_DEADLINE
             self.deadline = 0.0
-            self.refuse(408)
+            if kind == HEAD_DEADLINE:
+                error_logger.debug("Request header timeout from %s", self.client_label)
+                self.refuse(408)
+            elif kind == BODY_DEADLINE:
+                error_logger.debug("Request body timeout from %s", self.client_label)
+                self.refuse(408)
+            else:
+                self.close()
         elif (
             self.cycle is None
             and self.parsing is None
@@ -632,7 +664,7 @@ class HTTP1Protocol(http1_head.RequestHead):
             self.parser = None
             self.parser_asleep = True
 
-    def shutdown(self):
+    def shutdown(self) -> None:
         """Graceful shutdown: close when idle, else after the current response.
 
         A connection that has not sent its first request yet is not idle: the
@@ -651,9 +683,10 @@ class HTTP1Protocol(http1_head.RequestHead):
                 # (From the loop's clock, not the sweep's, which may be a second behind: this is rare.)
                 limit = self.state.loop.time() + FIRST_REQUEST_GRACE
                 if self.deadline == 0.0 or self.deadline > limit:
+                    self.deadline_for = FIRST_REQUEST_DEADLINE
                     self.deadline = limit
 
-    def close(self, linger=False):
+    def close(self, linger: bool = False) -> None:
         """Close the connection; with ``linger`` (after an error answer), the output ends first
         (``lingering.end_output``: a client still sending the rest of an oversized head or body
         would otherwise get a reset that may take the answer with it)."""
@@ -673,21 +706,21 @@ class HTTP1Protocol(http1_head.RequestHead):
     # Every write goes through write(), so that responses held back while a
     # batch of pipelined requests is answered still leave in order.
 
-    def write(self, data):
+    def write(self, data: bytes) -> None:
         if self.held_output:
             self.held_output.append(data)
             self.flush()
         else:
             self.transport.write(data)
 
-    def writelines(self, parts):
+    def writelines(self, parts: list[bytes]) -> None:
         if self.held_output:
             parts = self.held_output + parts
             self.held_output = None
             self.held_size = 0
         self.transport.writelines(parts)
 
-    def hold(self, parts, limit):
+    def hold(self, parts: list[bytes], limit: int) -> None:
         """Keep output back to leave in one write with what follows it.
 
         Two cases: a finished response while the next pipelined request is
@@ -707,7 +740,7 @@ class HTTP1Protocol(http1_head.RequestHead):
         elif self.flush_handle is None:
             self.flush_handle = self.state.loop.call_soon(self.flush_when_idle)
 
-    def flush_when_idle(self):
+    def flush_when_idle(self) -> None:
         self.flush_handle = None
         cycle = self.cycle
         if self.held_output and cycle is not None and not cycle.running and not self.closed:
@@ -716,7 +749,7 @@ class HTTP1Protocol(http1_head.RequestHead):
         else:
             self.flush()
 
-    def flush(self):
+    def flush(self) -> None:
         if self.held_output:
             held, size = self.held_output, self.held_size
             self.held_output = None
@@ -728,7 +761,7 @@ class HTTP1Protocol(http1_head.RequestHead):
             else:
                 self.transport.write(b"".join(held))
 
-    def send_error(self, status, cycle=None):
+    def send_error(self, status: int, cycle: http1_cycle.RequestCycle | None = None) -> None:
         """Answer with a short plain-text error and close the connection.
 
         ``cycle`` is the request answered, when its head was parsed; the access
@@ -750,7 +783,7 @@ class HTTP1Protocol(http1_head.RequestHead):
                 cycle.bytes_sent = error_body_size(status)
                 cycle.log_access()
 
-    def log_unparsed(self, status, size):
+    def log_unparsed(self, status: int, size: int) -> None:
         """The access line of an error answered before a request head was parsed."""
         log_access(
             self.state.access_format,

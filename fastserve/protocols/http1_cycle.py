@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """HTTP/1.1's request cycle: one request and its response, the ``receive`` and ``send`` an app gets.
 
 ``RequestCycle`` is the app call (``cycle.AppCycle``) plus HTTP/1.1's framing.
@@ -12,9 +13,12 @@ Compiled by Cython in pure-Python mode into ``fastserve._speedups.http1_cycle``
 into it, and its calls back (``write``, ``hold``, ``cycle_done``), are C calls.
 """
 
+from __future__ import annotations
+
 import logging
 import os
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 from fastserve.access_log import log_exchange
 from fastserve.asgi import (
@@ -32,6 +36,10 @@ from fastserve.errors import ASGIMessageError, ClientDisconnected
 from fastserve.protocols import cycle as app_cycle
 from fastserve.protocols.cycle import NO_BODY_STATUSES
 from fastserve.sendfile import file_size, path_to_send, send_file, zero_copy_region
+
+if TYPE_CHECKING:
+    from fastserve.asgi import Message, Scope
+    from fastserve.protocols.http1 import HTTP1Protocol
 
 error_logger = logging.getLogger("fastserve.error")
 
@@ -58,7 +66,7 @@ _STATUS_LINES = {
 }
 
 
-def status_line(status):
+def status_line(status: int) -> bytes:
     line = _STATUS_LINES.get(status)
     if line is None:
         line = b"HTTP/1.1 %d \r\n" % status
@@ -68,10 +76,19 @@ def status_line(status):
 class RequestCycle(app_cycle.AppCycle):
     """One request and its response: the ``receive`` and ``send`` an app gets (the app call: app_cycle.AppCycle)."""
 
-    def __init__(self, conn, scope, http11, keep_alive, expect_continue, accepts_trailers):
+    def __init__(self, conn, scope, http11, keep_alive, expect_continue, accepts_trailers) -> None:
+        # (Annotated at setup.)
         self.setup(conn, scope, http11, keep_alive, expect_continue, accepts_trailers)
 
-    def setup(self, conn, scope, http11, keep_alive, expect_continue, accepts_trailers):
+    def setup(
+        self,
+        conn: HTTP1Protocol,
+        scope: Scope,
+        http11: bool,
+        keep_alive: bool,
+        expect_continue: bool,
+        accepts_trailers: bool,
+    ) -> None:
         """What __init__ does. The protocol makes its cycles with ``__new__`` and this, C calls when
         compiled: calling the class takes a tuple of arguments, its base being another module's."""
         self.conn = conn
@@ -112,16 +129,16 @@ class RequestCycle(app_cycle.AppCycle):
         self.awaiting_trailers = False
         self.trailer_lines = None
 
-    def wake(self):
+    def wake(self) -> None:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def client_gone(self):
+    def client_gone(self) -> bool:
         # (After http.disconnect, for a client gone or a body broken, nobody waits for the answer.)
         return self.conn.closed or self.body_error != 0
 
-    def abort(self, status):
+    def abort(self, status: int) -> None:
         """End a cycle that went wrong: an error response if nothing was sent, else a close."""
         if self.complete:
             return
@@ -135,7 +152,7 @@ class RequestCycle(app_cycle.AppCycle):
             conn.close()
         conn.cycle_done(self)
 
-    async def receive(self):
+    async def receive(self) -> Message:
         conn = self.conn
         if self.expect_continue:
             self.expect_continue = False
@@ -154,7 +171,7 @@ class RequestCycle(app_cycle.AppCycle):
             finally:
                 self.waiter = None
 
-    def take_body(self):
+    def take_body(self) -> Message:
         chunks = self.body
         if len(chunks) == 1:
             body = chunks[0]
@@ -171,7 +188,7 @@ class RequestCycle(app_cycle.AppCycle):
             conn.maybe_resume_reading()
         return {"type": "http.request", "body": body, "more_body": more_body}
 
-    async def send(self, message):
+    async def send(self, message: Message) -> None:
         conn = self.conn
         if conn.write_paused and not conn.closed:
             await conn.drain()
@@ -198,7 +215,7 @@ class RequestCycle(app_cycle.AppCycle):
             body = body_bytes(body)
         self.write_body(body, "more_body" in message and bool(message["more_body"]))
 
-    async def send_extension(self, message_type, message):
+    async def send_extension(self, message_type: str, message: Message) -> None:
         """The messages of the response extensions the scope offers."""
         if self.awaiting_trailers and message_type != "http.response.trailers":
             raise ASGIMessageError(f"Expected 'http.response.trailers', got {message_type!r}")
@@ -213,13 +230,13 @@ class RequestCycle(app_cycle.AppCycle):
         else:
             raise ASGIMessageError(f"Expected 'http.response.body', got {message_type!r}")
 
-    def early_hint(self, message):
+    def early_hint(self, message: Message) -> None:
         """A 103 with the app's Link values, while the final head has not left (and never to HTTP/1.0)."""
         lines = [early_hint_line(link) for link in (message["links"] if "links" in message else ())]
         if lines and self.http11 and not self.head_sent:
             self.conn.write(b"".join((EARLY_HINTS_LINE, *lines, b"\r\n")))
 
-    def write_trailers(self, message):
+    def write_trailers(self, message: Message) -> None:
         if not self.awaiting_trailers:
             if self.trailers:
                 raise ASGIMessageError("'http.response.trailers' before the last 'http.response.body'")
@@ -234,7 +251,7 @@ class RequestCycle(app_cycle.AppCycle):
         self.awaiting_trailers = False
         self.finish()
 
-    async def send_path(self, message):
+    async def send_path(self, message: Message) -> None:
         """``http.response.pathsend``: the whole file at an absolute path is the rest of the body."""
         fd = os.open(path_to_send(message), os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -242,14 +259,14 @@ class RequestCycle(app_cycle.AppCycle):
         finally:
             os.close(fd)
 
-    async def send_zero_copy(self, message):
+    async def send_zero_copy(self, message: Message) -> None:
         """``http.response.zerocopysend``: a region of an open file, as a body message would."""
         fd, offset, count, from_position = zero_copy_region(message)
         await self.send_file_region(fd, offset, count, "more_body" in message and bool(message["more_body"]))
         if from_position:
             os.lseek(fd, offset + count, os.SEEK_SET)
 
-    async def send_file_region(self, fd, offset, count, more_body):
+    async def send_file_region(self, fd: int, offset: int, count: int, more_body: bool) -> None:
         """Body bytes that are a region of a file: framed as write_body frames bytes, sent by send_file."""
         parts = [] if self.head_sent else self.finish_head(count, more_body)
         after = self.frame(parts, count, more_body)
@@ -264,7 +281,7 @@ class RequestCycle(app_cycle.AppCycle):
         if not more_body:
             self.end_body()
 
-    def start_response(self, message):
+    def start_response(self, message: Message) -> None:
         """Check ``http.response.start`` and encode its headers; the framing waits for the body."""
         status = message["status"] if "status" in message else None
         if type(status) is not int or not 200 <= status <= 599:
@@ -336,7 +353,7 @@ class RequestCycle(app_cycle.AppCycle):
         self.started = True
         self.expect_continue = False
 
-    def write_body(self, body, more_body):
+    def write_body(self, body: bytes, more_body: bool) -> None:
         if self.head_sent:
             parts = []
         else:
@@ -366,7 +383,7 @@ class RequestCycle(app_cycle.AppCycle):
         if not more_body:
             self.end_body()
 
-    def frame(self, parts, length, more_body):
+    def frame(self, parts: list[bytes], length: int, more_body: bool) -> list[bytes] | tuple[()] | None:
         """Count ``length`` body bytes; add the framing before them to ``parts`` and return what goes after.
 
         None when the response has no body (HEAD, 204, 304): the bytes are dropped.
@@ -385,14 +402,14 @@ class RequestCycle(app_cycle.AppCycle):
             raise ASGIMessageError("Response body longer than its Content-Length")
         return NO_FRAMING
 
-    def end_body(self):
+    def end_body(self) -> None:
         """The app's last body message: the response is complete, or waits for the trailers it promised."""
         if self.trailers:
             self.awaiting_trailers = True
         else:
             self.finish()
 
-    def finish_head(self, length, more_body):
+    def finish_head(self, length: int, more_body: bool) -> list[bytes]:
         """Complete the response head (framing: length, chunked or close) as a list of pieces."""
         conn = self.conn
         state = conn.state
@@ -430,7 +447,7 @@ class RequestCycle(app_cycle.AppCycle):
             head.append(b"\r\n")
         return head
 
-    def finish(self):
+    def finish(self) -> None:
         self.complete = True
         conn = self.conn
         self.wake()
@@ -441,5 +458,5 @@ class RequestCycle(app_cycle.AppCycle):
             self.log_access()
         conn.cycle_done(self)
 
-    def log_access(self):
+    def log_access(self) -> None:
         log_exchange(self.conn, self.scope, self.status, self.response_headers, self.bytes_sent, self.started_at)

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """What an HTTP/1.1 request head says, and whether it holds together: the parser's field callbacks.
 
 ``RequestHead`` is the base of the connection (``http1.HTTP1Protocol``). The
@@ -11,6 +12,8 @@ head is in, ``check_head`` rules on it as a whole and sets the body's framing
 Compiled by Cython in pure-Python mode into ``fastserve._speedups.http1_head``
 (``http1_head.pxd``).
 """
+
+from __future__ import annotations
 
 from fastserve.asgi import HEADER_KEYS, is_token, request_header_key
 from fastserve.errors import RequestError
@@ -31,7 +34,7 @@ KNOWN_METHODS = {
 MAX_BODY_LEFT = 2**62
 
 
-def extension_method(method):
+def extension_method(method: bytes) -> str:
     """A method that is not one of llhttp's: the scope's string if it is a token, else a 400."""
     if not is_token(method) or method == b"PRI":  # (PRI is the HTTP/2 preface's, RFC 9113 3.4)
         raise RequestError(400, "Invalid method")
@@ -41,7 +44,7 @@ def extension_method(method):
 class RequestHead:
     """The head of the request being parsed (its fields are reset per request, see reset_request_head)."""
 
-    def reset_request_head(self):
+    def reset_request_head(self) -> None:
         self.in_head = False
         self.head_bytes = 0
         self.field_bytes = 0
@@ -60,19 +63,19 @@ class RequestHead:
         self.forwarding = None
         self.head_error = None
 
-    def release_head(self):
+    def release_head(self) -> None:
         """The scope has the head's target and fields: an idle connection does not keep them."""
         self.url = b""
         self.headers = None
         self.forwarding = None
 
-    def on_url(self, url):
+    def on_url(self, url: bytes) -> None:
         if len(self.url) + len(url) > self.state.limit_request_line:
             self.refuse_later(RequestError(414, "Request target too long"))
             return
         self.url += url
 
-    def refuse_later(self, error):
+    def refuse_later(self, error: RequestError) -> None:
         """Refuse the request once its head is complete (see check_head), unless a syntax error comes first.
 
         Refusing at once would make the status depend on where reads end: llhttp
@@ -82,7 +85,7 @@ class RequestHead:
         if self.head_error is None:
             self.head_error = error
 
-    def on_header(self, name, value):
+    def on_header(self, name: bytes, value: bytes) -> None:
         if not self.in_head:
             return  # a trailer field of a chunked body: ASGI has no place for them
         if len(self.headers) >= self.state.limit_request_fields:
@@ -146,7 +149,7 @@ class RequestHead:
                 self.forwarding = []
             self.forwarding.append((name, value))
 
-    def check_head(self, raw_method, version):
+    def check_head(self, raw_method: bytes, version: str) -> str:
         """The scope's method once the head as a whole holds together; else a RequestError.
 
         (The h11 parser also asks this of a head that h11 refused, so that the

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """Methods llhttp does not know, on the httptools path: the request found again and parsed by h11.
 
 Any token is a method (RFC 9110 9.1); llhttp knows a fixed list and stops at
@@ -15,11 +16,23 @@ called by its ``parse``; compiled into ``fastserve._speedups.http1_replay``
 (``http1_replay.pxd``) so that those calls are C calls.
 """
 
+from __future__ import annotations
+
 import logging
+from typing import TYPE_CHECKING
 
 from fastserve.errors import RequestError
 from fastserve.protocols.h11_parser import ExtensionMethodParser, request_start
 from fastserve.protocols.refusals import pipeline_full, refused_method
+
+if TYPE_CHECKING:
+    from fastserve.errors import PipelineFull
+    from fastserve.protocols import http1_cycle
+    from fastserve.protocols.http1 import HTTP1Protocol
+
+    Buffer = bytes | bytearray | memoryview
+    # (bytes from a known request boundary on, requests begun before them)
+    ReplayBase = tuple[bytes, int]
 
 error_logger = logging.getLogger("fastserve.error")
 
@@ -29,7 +42,14 @@ error_logger = logging.getLogger("fastserve.error")
 REPLAY_LIMIT = 64 * 1024
 
 
-def head_bytes_begun(conn, data, continuing, body_left, in_head, begun):
+def head_bytes_begun(
+    conn: HTTP1Protocol,
+    data: Buffer,
+    continuing: http1_cycle.RequestCycle | None,
+    body_left: int,
+    in_head: bool,
+    begun: int,
+) -> int:
     """The size of a head that began in this read and goes on in the next (see feed).
 
     Known at once when it is the only request begun in a read that began at
@@ -57,7 +77,14 @@ def head_bytes_begun(conn, data, continuing, body_left, in_head, begun):
 # body that was going on, or bytes kept from earlier reads.
 
 
-def replay_base(conn, data, continuing, body_left, in_head, begun):
+def replay_base(
+    conn: HTTP1Protocol,
+    data: Buffer,
+    continuing: http1_cycle.RequestCycle | None,
+    body_left: int,
+    in_head: bool,
+    begun: int,
+) -> ReplayBase | None:
     """(bytes from a known request boundary to the end of ``data``, requests begun before it), or None.
 
     The other arguments say where the read of ``data`` began: inside the
@@ -74,7 +101,7 @@ def replay_base(conn, data, continuing, body_left, in_head, begun):
     return bytes(data), begun
 
 
-def keep_for_replay(conn, base):
+def keep_for_replay(conn: HTTP1Protocol, base: ReplayBase | None) -> None:
     """A head or a chunked body goes on in the next read: keep what a replay would need."""
     if base is None or len(base[0]) > REPLAY_LIMIT:
         conn.replay = None
@@ -83,7 +110,7 @@ def keep_for_replay(conn, base):
         conn.replay_begun = base[1]
 
 
-def parse_extension_method(conn, base):
+def parse_extension_method(conn: HTTP1Protocol, base: ReplayBase | None) -> None:
     """llhttp refused the last request begun in ``base`` (see replay_base): h11 parses it."""
     conn.replay = None
     while True:
@@ -105,14 +132,14 @@ def parse_extension_method(conn, base):
             return
 
 
-def resume_fast_parsing(conn, rest):
+def resume_fast_parsing(conn: HTTP1Protocol, rest: bytes) -> None:
     """The extension-method request ended in this read: llhttp parses what follows it."""
     base = parse_fast(conn, rest)
     if base is not None:
         parse_extension_method(conn, base)
 
 
-def parse_fast(conn, data):
+def parse_fast(conn: HTTP1Protocol, data: bytes) -> ReplayBase | None:
     """A new llhttp parser takes ``data``, which begins at a request boundary.
 
     Returns the replay base when llhttp refuses a method in it, else None.
@@ -142,7 +169,7 @@ def parse_fast(conn, data):
 # is paused by then, so nothing else is parsed or read meanwhile.
 
 
-def park(conn, stop, base):
+def park(conn: HTTP1Protocol, stop: PipelineFull, base: ReplayBase | None) -> None:
     """Keep the bytes from the refused request on, for a fresh parser to take later.
 
     ``stop`` is the PipelineFull raised; ``base`` the replay base of the

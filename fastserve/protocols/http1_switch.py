@@ -10,13 +10,21 @@ Functions of the connection (``http1.HTTP1Protocol``), which calls them at
 most once per connection: plain Python, never compiled.
 """
 
+from __future__ import annotations
+
 import base64
 import logging
 import re
+from typing import TYPE_CHECKING, Any
 
 from fastserve.errors import RequestError
 from fastserve.protocols.websocket import websocket_scope
 from fastserve.protocols.websocket_handshake import HandshakeError, check_handshake, names_token
+
+if TYPE_CHECKING:
+    from fastserve.protocols.http1 import HTTP1Protocol
+
+    Buffer = bytes | bytearray | memoryview
 
 error_logger = logging.getLogger("fastserve.error")
 
@@ -28,14 +36,14 @@ H2C = "h2c"
 BASE64URL = re.compile(rb"[A-Za-z0-9_-]*")
 
 
-def http2_settings_valid(value):
+def http2_settings_valid(value: bytes) -> bool:
     """Whether an HTTP2-Settings value is a SETTINGS payload in base64url, unpadded (RFC 7540 3.2.1)."""
     if not BASE64URL.fullmatch(value):
         return False
     return len(base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))) % 6 == 0
 
 
-def take_http2_preface(conn, data):
+def take_http2_preface(conn: HTTP1Protocol, data: Buffer) -> Buffer | None:
     """What of the connection's first bytes is HTTP/1.1 to parse; None if they are the HTTP/2 preface so far.
 
     The whole preface hands the connection to HTTP/2 (h2c with prior
@@ -54,7 +62,7 @@ def take_http2_preface(conn, data):
     return None
 
 
-def await_switch_to_websocket(conn, method, version):
+def await_switch_to_websocket(conn: HTTP1Protocol, method: str, version: str) -> None:
     """A WebSocket handshake: checked now (an invalid one is refused), switched to when its turn comes.
 
     The parser stops after this request (see protocol_switch); requests
@@ -68,7 +76,7 @@ def await_switch_to_websocket(conn, method, version):
     conn.release_head()
 
 
-def await_switch_to_http2(conn, method, version):
+def await_switch_to_http2(conn: HTTP1Protocol, method: str, version: str) -> bool:
     """Whether this is an ``Upgrade: h2c`` to take up (RFC 7540 3.2): checked now, switched to in its turn.
 
     Only a bodiless HTTP/1.1 request on a cleartext connection is taken up;
@@ -92,7 +100,7 @@ def await_switch_to_http2(conn, method, version):
     return True
 
 
-def protocol_switch(conn, rest):
+def protocol_switch(conn: HTTP1Protocol, rest: bytes) -> None:
     """The parser stopped after a request that asks to switch protocols; ``rest`` is what followed it."""
     conn.parser = None
     if conn.upgrade_to is None:
@@ -104,7 +112,7 @@ def protocol_switch(conn, rest):
         conn.pause_reading()
 
 
-def switch_protocols(conn):
+def switch_protocols(conn: HTTP1Protocol) -> None:
     """Hand the connection to the protocol asked for (its request's turn has come), with the bytes after it.
 
     A WebSocketProtocol gets the handshake's scope; HTTP/2 (h2c) gets the
@@ -125,7 +133,7 @@ def switch_protocols(conn):
     hand_over(conn, protocol, rest)
 
 
-def switch_to_http2(conn, early_bytes):
+def switch_to_http2(conn: HTTP1Protocol, early_bytes: bytes) -> None:
     """Hand the connection to HTTP/2: it began with the preface (``early_bytes``), or ALPN chose h2."""
     state = conn.state
     hand_over(
@@ -135,7 +143,7 @@ def switch_to_http2(conn, early_bytes):
     )
 
 
-def hand_over(conn, protocol, early_bytes):
+def hand_over(conn: HTTP1Protocol, protocol: Any, early_bytes: bytes) -> None:
     """Give the transport to the next protocol, with the bytes read that are its."""
     conn.flush()  # (responses to requests pipelined before the switch go first)
     if conn.flush_handle is not None:
@@ -151,7 +159,7 @@ def hand_over(conn, protocol, early_bytes):
     protocol.start(transport, conn.read_paused, early_bytes)
 
 
-def log_upgrade_not_taken(conn):
+def log_upgrade_not_taken(conn: HTTP1Protocol) -> None:
     """An Upgrade the server does not take up is answered as plain HTTP/1.1 (RFC 9110 7.8).
 
     Only a WebSocket upgrade with --ws none is worth a warning: a client

@@ -1,27 +1,14 @@
 """The WebSocket twins in use: compiled ``websocket_frames`` and ``websocket`` when built, else the Python ones.
 
-Chosen the way ``fastserve.protocols`` chooses the HTTP/1.1 protocol
-(``FASTSERVE_NO_EXTENSIONS=1`` forces the Python ones).
+Loaded by ``fastserve.compiled`` (``FASTSERVE_NO_EXTENSIONS=1`` forces the Python ones).
 """
 
 from __future__ import annotations
 
-import os
-
+from fastserve.compiled import compiled
 from fastserve.protocols import websocket_frames as python_frames
 
-
-def _load_compiled() -> object | None:
-    if os.environ.get("FASTSERVE_NO_EXTENSIONS"):
-        return None
-    try:
-        from fastserve._speedups import websocket_frames
-    except ImportError:
-        return None
-    return websocket_frames
-
-
-frames = _load_compiled() or python_frames
+frames = compiled("websocket_frames") or python_frames
 FrameReader = frames.FrameReader
 build_frame = frames.build_frame
 frame_header = frames.frame_header
@@ -39,12 +26,9 @@ def connection_protocol() -> type:
     from fastserve.protocols import compiled_state
 
     if IMPLEMENTATION == "cython" and compiled_state is not None:
-        try:
-            from fastserve._speedups.websocket import WebSocketProtocol
-        except ImportError:  # (a partial build: the frames compiled, the protocol not)
-            pass
-        else:
-            return WebSocketProtocol
+        protocol = compiled("websocket")
+        if protocol is not None:  # (else a partial build: the frames compiled, the protocol not)
+            return protocol.WebSocketProtocol
     from fastserve.protocols.websocket import WebSocketProtocol
 
     return WebSocketProtocol
