@@ -24,7 +24,10 @@ def test_no_extensions_switch_selects_pure_python():
     assert implementation({"FASTSERVE_NO_EXTENSIONS": "1"}) == "python/httptools python/h11"
 
 
-@pytest.mark.parametrize("name", ["http1", "http1_head", "http1_cycle", "http1_replay", "cycle", "http2", "http2_stream"])
+TWINS = ["http1", "http1_head", "http1_cycle", "http1_replay", "cycle", "http2", "http2_stream"]
+
+
+@pytest.mark.parametrize("name", TWINS)
 def test_compiled_module_is_the_same_protocol(name):
     import importlib
 

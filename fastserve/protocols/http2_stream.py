@@ -161,13 +161,13 @@ class Stream(app_cycle.AppCycle):
             elif kind == "http.response.early_hint":
                 self.early_hint(message)
             else:
-                raise ASGIMessageError(f"Expected http.response.start, got {kind!r}")
+                raise ASGIMessageError(f"Expected 'http.response.start', got {kind!r}")
         elif self.awaiting_trailers:
             if kind != "http.response.trailers":
-                raise ASGIMessageError(f"Expected http.response.trailers, got {kind!r}")
+                raise ASGIMessageError(f"Expected 'http.response.trailers', got {kind!r}")
             await self.send_trailers(message)
         elif self.complete:
-            raise ASGIMessageError(f"Unexpected {kind!r}: the response is complete")
+            raise ASGIMessageError(f"Unexpected {kind!r} after the response completed")
         elif kind == "http.response.early_hint":
             if not self.head_sent:  # (as on HTTP/1.1: once the head has left, a hint is too late)
                 self.early_hint(message)
@@ -190,7 +190,7 @@ class Stream(app_cycle.AppCycle):
             if from_position:
                 os.lseek(fd, offset + count, os.SEEK_SET)
         else:
-            raise ASGIMessageError(f"Expected http.response.body, got {kind!r}")
+            raise ASGIMessageError(f"Expected 'http.response.body', got {kind!r}")
 
     def start_response(self, message: dict[str, Any]) -> None:
         status = message["status"]
