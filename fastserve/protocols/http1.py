@@ -74,7 +74,7 @@ HEAD_DEADLINE = 1  # --timeout-request-header: the rest of the head
 BODY_DEADLINE = 2  # --timeout-request-body: the body's next bytes
 IDLE_DEADLINE = 3  # --timeout-keep-alive: the next request
 FIRST_REQUEST_DEADLINE = 4  # graceful shutdown: a new connection's first request (FIRST_REQUEST_GRACE)
-# What feed's except clause found: llhttp refused a method (see parse_extension_method).
+# What parse's except clause found: llhttp refused a method (see http1_replay.parse_extension_method).
 REFUSED_METHOD = object()
 
 # At shutdown, how long a new connection may take to send its first request.
@@ -130,7 +130,7 @@ class HTTP1Protocol(http1_head.RequestHead):
         # (server, client, scheme) from a PROXY protocol header, set before connection_made.
         self.proxied = None
         # Requests begun on this connection, and what a replay of bytes llhttp
-        # has been through needs (see replay_base): only with httptools.
+        # has been through needs (see http1_replay.replay_base): only with httptools.
         self.begun = 0
         self.replays = False
         self.replay = None
@@ -139,12 +139,12 @@ class HTTP1Protocol(http1_head.RequestHead):
         self.body_left = 0
         # Bytes of a chunked body's framing and trailers since its last body byte.
         self.framing_bytes = 0
-        # Received bytes not parsed yet because the pipeline is full (see park).
+        # Received bytes not parsed yet because the pipeline is full (see http1_replay.park).
         self.parked = None
         # A WebSocket handshake waiting for its turn: (scope, handshake), and the bytes after it.
         self.upgrade_to = None
         self.upgrade_bytes = b""
-        # The connection's first bytes while they may be the HTTP/2 preface (see await_http2_preface).
+        # The connection's first bytes while they may be the HTTP/2 preface (see http1_switch.take_http2_preface).
         self.preface_bytes = b""
         # Header lines an error answer carries (426 names the WebSocket version spoken).
         self.error_lines = b""

@@ -50,11 +50,11 @@ def head_bytes_begun(
     in_head: bool,
     begun: int,
 ) -> int:
-    """The size of a head that began in this read and goes on in the next (see feed).
+    """The size of a head that began in this read and goes on in the next (see HTTP1Protocol.parse).
 
     Known at once when it is the only request begun in a read that began at
     a request boundary or inside a Content-Length body; else found as an
-    extension method's start is (see request_start). Failing that, what the
+    extension method's start is (see h11_parser.request_start). Failing that, what the
     parser handed over of it (the target and field_bytes), which leaves out
     at most the field it holds (and the next read counts in full).
     """

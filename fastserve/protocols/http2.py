@@ -1,6 +1,6 @@
 """HTTP/2 (RFC 9113): the connection, whose streams are ASGI request cycles, over an engine that does the framing.
 
-The HTTP/1.1 protocol hands a connection over (see HTTP1Protocol.switch_to_http2)
+The HTTP/1.1 protocol hands a connection over (see http1_switch.switch_to_http2)
 when it begins with the HTTP/2 connection preface (h2c with prior knowledge) or
 when TLS negotiated "h2" by ALPN. From then on this protocol owns the transport.
 The engine (fastserve.protocols.http2_h2) turns bytes into events and frames

@@ -4,7 +4,7 @@ Compiled by Cython like ``http1.py`` (``fastserve._speedups.websocket``, typed
 by ``fastserve/_speedups/websocket.pxd``); it runs as it is without a compiler.
 
 The HTTP/1.1 protocol checks the handshake and hands the connection over
-(``HTTP1Protocol.switch_protocols``); from then on ``WebSocketProtocol``
+(``http1_switch.switch_protocols``); from then on ``WebSocketProtocol``
 owns the transport. What differs between the engines is only the reader of
 client frames: fastserve's ``websocket_frames.FrameReader`` or, for
 ``--ws wsproto``, ``websocket_wsproto.WsprotoReader``; both give the same
